@@ -1,0 +1,1 @@
+"""posefw's built-in inference engines; each registers through the ``posefw`` entry points."""

@@ -1,0 +1,1 @@
+"""posefw's built-in decoders; each module registers itself through the ``posefw`` entry points."""

@@ -1,0 +1,97 @@
+"""numba-full: the fused DARK decode written in numba.cuda (one block per heatmap).
+
+The same algorithm and operation order as cupy-full, in Python syntax; it also runs under
+numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), which is how CI checks it on the CPU.
+Outputs are numba device arrays, or torch tensors for torch input; ``.numpy()`` copies.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from posefw import hookimpl
+from posefw.arrays import framework, is_cuda, to_numpy
+from posefw.decoder import Decoder, DecodeResult, check_boxes, check_heatmaps
+
+from .cuda_arrays import empty_like_framework, stream_pointer
+from .cuda_dark_source import ALGORITHM_CODES
+
+
+def _simulator() -> bool:
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
+
+
+def numba_unavailable() -> str | None:
+    try:
+        from numba import cuda
+    except ImportError:
+        return "numba is not installed: pip install 'posefw[gpu]'"
+    except Exception as exc:  # noqa: BLE001
+        return f"numba failed to import: {exc}"
+    try:
+        if not cuda.is_available():
+            return "numba.cuda sees no CUDA GPU (set NUMBA_ENABLE_CUDASIM=1 to run on the CPU simulator)"
+    except Exception as exc:  # noqa: BLE001
+        return f"numba.cuda is unusable: {exc}"
+    return None
+
+
+class NumbaFullDecoder(Decoder):
+    name = "numba-full"
+    device = "cuda"
+
+    @classmethod
+    def available(cls) -> str | None:
+        return numba_unavailable()
+
+    def decode(self, heatmaps: Any, centers: Any = None, scales: Any = None, *, stream: Any = None) -> DecodeResult:
+        from numba import cuda
+
+        n, k, h, w = check_heatmaps(heatmaps)
+        fw = framework(heatmaps)
+        if _simulator() or not is_cuda(heatmaps):
+            dev_hm = cuda.to_device(np.asarray(to_numpy(heatmaps)))
+            fw = "numba"
+        else:
+            dev_hm = cuda.as_cuda_array(heatmaps.detach() if fw == "torch" else heatmaps)
+        threads = 32 if _simulator() else 128
+        from .numba_kernels import build_kernel
+
+        kern = build_kernel(self.kernel, threads)
+        has_boxes = centers is not None or scales is not None
+        if has_boxes and is_cuda(centers) and is_cuda(scales) and not _simulator():
+            if tuple(centers.shape) != (n, 2) or tuple(scales.shape) != (n, 2):
+                raise ValueError(f"centers/scales: expected shape ({n}, 2), got {tuple(centers.shape)} / {tuple(scales.shape)}")
+            dc, ds = cuda.as_cuda_array(centers), cuda.as_cuda_array(scales)
+        elif has_boxes:
+            c, s = check_boxes(centers, scales, n)
+            dc, ds = cuda.to_device(c.astype(np.float32)), cuda.to_device(s.astype(np.float32))
+        else:
+            dc = ds = cuda.to_device(np.zeros((1, 2), np.float32))
+        dev = 0 if fw != "torch" else heatmaps.device.index
+        kp_out = empty_like_framework(fw if fw in ("torch", "numba") else "numba", (n, k, 2), dev)
+        sc_out = empty_like_framework(fw if fw in ("torch", "numba") else "numba", (n, k), dev)
+        if n:
+            kp = cuda.as_cuda_array(kp_out) if fw == "torch" else kp_out
+            sc = cuda.as_cuda_array(sc_out) if fw == "torch" else sc_out
+            parts = cuda.device_array((1, 9), np.float32)
+            launch_stream = 0
+            if not _simulator():
+                ptr = stream_pointer(stream, None) if stream is not None or fw != "torch" else _torch_stream(dev)
+                launch_stream = cuda.external_stream(ptr) if ptr else 0
+            kern[n * k, threads, launch_stream](dev_hm, ALGORITHM_CODES[self.algorithm], 0, kp, sc, parts, dc, ds, has_boxes)
+        return DecodeResult(kp_out, sc_out)
+
+
+def _torch_stream(device: int) -> int:
+    import torch
+
+    return int(torch.cuda.current_stream(device).cuda_stream)
+
+
+@hookimpl
+def posefw_register_decoders():
+    return [NumbaFullDecoder]

@@ -1,0 +1,70 @@
+"""torch-full: DARK in plain torch ops, for the same CUDA graph as a torch model and for export.
+
+Runs wherever torch runs (CPU or CUDA), on torch's current stream. ``posefw export
+--with-decoder`` appends the same module after the heatmap head so an engine outputs keypoints.
+Options: ``device`` for NumPy input ("cpu" by default), ``solve_dtype`` ("float64" or "float32").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from posefw import hookimpl
+from posefw.arrays import framework
+from posefw.decoder import DecodeResult, Decoder, check_boxes, check_heatmaps
+
+
+class TorchFullDecoder(Decoder):
+    name = "torch-full"
+    device = "cpu/cuda"
+    options = ("device", "solve_dtype")
+
+    @classmethod
+    def available(cls) -> str | None:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return "torch is not installed: pip install torch (the CPU build is enough)"
+        return None
+
+    def __init__(self, algorithm: str = "dark-udp", kernel: int = 11, **options: Any) -> None:
+        super().__init__(algorithm, kernel, **options)
+        import torch
+
+        from .torch_dark import DarkDecode
+
+        solve = self.opts.get("solve_dtype", "float64")
+        if solve not in ("float64", "float32"):
+            raise ValueError(f"solve_dtype: expected 'float64' or 'float32', got {solve!r}")
+        self.module = DarkDecode(self.algorithm, self.kernel, getattr(torch, solve))
+        self.default_device = self.opts.get("device", "cpu")
+
+    def decode(self, heatmaps: Any, centers: Any = None, scales: Any = None) -> DecodeResult:
+        import torch
+
+        n, k, _, _ = check_heatmaps(heatmaps)
+        if framework(heatmaps) != "torch":
+            heatmaps = torch.as_tensor(np.asarray(heatmaps), device=self.default_device)
+        dev = heatmaps.device
+        self.module.to(dev)
+        c = s = None
+        if centers is not None or scales is not None:
+            if framework(centers) == "torch" and framework(scales) == "torch":
+                if tuple(centers.shape) != (n, 2) or tuple(scales.shape) != (n, 2):
+                    raise ValueError(f"centers/scales: expected shape ({n}, 2), got {tuple(centers.shape)} / {tuple(scales.shape)}")
+                c, s = centers.to(dev), scales.to(dev)
+            else:
+                cc, ss = check_boxes(centers, scales, n)
+                c, s = torch.as_tensor(cc, device=dev), torch.as_tensor(ss, device=dev)
+        if n == 0:
+            return DecodeResult(torch.zeros((0, k, 2), device=dev), torch.zeros((0, k), device=dev))
+        with torch.no_grad():
+            kp, sc = self.module(heatmaps.detach(), c, s)
+        return DecodeResult(kp, sc)
+
+
+@hookimpl
+def posefw_register_decoders():
+    return [TorchFullDecoder]

@@ -1,0 +1,109 @@
+"""TOML configuration for larger systems that pick backends from a file.
+
+    [decoder]
+    name = "cupy-full"
+    algorithm = "dark-udp"
+    kernel = 11
+    [decoder.options]        # passed to the decoder's constructor
+
+    [engine]
+    name = "torch"
+    [engine.options]         # e.g. precision = "fp16", checkpoint = "vitpose-b.pth"
+
+    [bench]
+    batches = [1, 64]
+    iterations = 100
+    warmup = 20
+
+Values given on the command line override the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+@dataclass
+class DecoderConfig:
+    name: str = "numpy-cpu"
+    algorithm: str = "dark-udp"
+    kernel: int = 11
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EngineConfig:
+    name: str = "torch"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchConfig:
+    batches: list[int] = field(default_factory=lambda: [1, 64])
+    iterations: int = 100
+    warmup: int = 20
+    decoders: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Config:
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    source: str = "defaults"
+
+    def with_overrides(self, section: str, **values: Any) -> Config:
+        """A copy where the non-None ``values`` replace the section's fields."""
+        sub = getattr(self, section)
+        given = {k: v for k, v in values.items() if v is not None}
+        _check_keys(section, given, sub)
+        return dataclasses.replace(self, **{section: dataclasses.replace(sub, **given)})
+
+
+_TYPES = {int: (int,), str: (str,), dict: (dict,), list: (list,)}
+
+
+def _check_keys(section: str, values: dict[str, Any], target: Any) -> None:
+    known = {f.name for f in dataclasses.fields(target)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"config [{section}]: unknown keys {unknown}; expected {sorted(known)}")
+
+
+def _section(cls: type, section: str, values: Any) -> Any:
+    if not isinstance(values, dict):
+        raise TypeError(f"config [{section}]: expected a table, got {type(values).__name__}")
+    default = cls()
+    _check_keys(section, values, default)
+    for key, value in values.items():
+        expected = type(getattr(default, key))
+        if isinstance(value, bool) or not isinstance(value, _TYPES[expected]):
+            raise TypeError(
+                f"config [{section}].{key}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
+            )
+    return cls(**values)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a posefw TOML file into typed sections; unknown sections or keys are errors."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config: file not found: {p}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config: {p} is not valid TOML: {exc}") from None
+    sections = {"decoder": DecoderConfig, "engine": EngineConfig, "bench": BenchConfig}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ValueError(f"config: unknown sections {unknown} in {p}; expected {sorted(sections)}")
+    parts = {k: _section(cls, k, data.get(k, {})) for k, cls in sections.items()}
+    return Config(**parts, source=str(p))

@@ -1,0 +1,20 @@
+"""The pluggy hook specifications: the whole contract between posefw and its plugins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("posefw")
+hookimpl = pluggy.HookimplMarker("posefw")
+
+
+@hookspec
+def posefw_register_decoders() -> Iterable[type]:
+    """Return the decoder classes this plugin provides (see ``posefw.decoder.Decoder``)."""
+
+
+@hookspec
+def posefw_register_engines() -> Iterable[type]:
+    """Return the inference engine classes this plugin provides (see ``posefw.engine.Engine``)."""

@@ -1,0 +1,1 @@
+"""Helpers for testing posefw plugins, and the pytest plugin plugin authors use."""
