@@ -78,7 +78,7 @@ __device__ void decode_one(const Map<T>& m, int algo, int mode, long long out_i,
     const int HW = m.H * m.W;
 
     // 1. one pass over the map: first maximum and non-finite flag.
-    float bv = -INFINITY; int bi = 0x7fffffff; int bad = 0;
+    float bv = __int_as_float(0xff800000); int bi = 0x7fffffff; int bad = 0;
     for (int i0 = tid; i0 < HW; i0 += THREADS * 8) {
         float v[8];
         #pragma unroll
@@ -156,7 +156,7 @@ __device__ void decode_one(const Map<T>& m, int algo, int mode, long long out_i,
         }
         __syncthreads();
         if (s_need) {
-            float mx = -INFINITY;
+            float mx = __int_as_float(0xff800000);
             for (int p = tid; p < HW; p += THREADS) {
                 int r = p / m.W, c = p % m.W; float acc = 0.f;
                 for (int i = 0; i < KSIZE; ++i) acc = __fadd_rn(acc, __fmul_rn(GW[i], hpass(m, r + i - RAD, c, true)));

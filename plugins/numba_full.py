@@ -47,13 +47,19 @@ class NumbaFullDecoder(Decoder):
     def available(cls) -> str | None:
         return numba_unavailable()
 
+    @staticmethod
+    def _dev(heatmaps: Any, fw: str) -> int:
+        if fw == "torch" and is_cuda(heatmaps):
+            return int(heatmaps.device.index)
+        return 0
+
     def decode(self, heatmaps: Any, centers: Any = None, scales: Any = None, *, stream: Any = None) -> DecodeResult:
         from numba import cuda
 
         n, k, h, w = check_heatmaps(heatmaps)
         fw = framework(heatmaps)
         if _simulator() or not is_cuda(heatmaps):
-            dev_hm = cuda.to_device(np.asarray(to_numpy(heatmaps)))
+            dev_hm = cuda.to_device(np.ascontiguousarray(to_numpy(heatmaps)))
             fw = "numba"
         else:
             dev_hm = cuda.as_cuda_array(heatmaps.detach() if fw == "torch" else heatmaps)
@@ -62,6 +68,7 @@ class NumbaFullDecoder(Decoder):
 
         kern = build_kernel(self.kernel, threads)
         has_boxes = centers is not None or scales is not None
+        dummy = _scratch(self._dev(heatmaps, fw))
         if has_boxes and is_cuda(centers) and is_cuda(scales) and not _simulator():
             if tuple(centers.shape) != (n, 2) or tuple(scales.shape) != (n, 2):
                 raise ValueError(f"centers/scales: expected shape ({n}, 2), got {tuple(centers.shape)} / {tuple(scales.shape)}")
@@ -70,20 +77,32 @@ class NumbaFullDecoder(Decoder):
             c, s = check_boxes(centers, scales, n)
             dc, ds = cuda.to_device(c.astype(np.float32)), cuda.to_device(s.astype(np.float32))
         else:
-            dc = ds = cuda.to_device(np.zeros((1, 2), np.float32))
-        dev = 0 if fw != "torch" else heatmaps.device.index
-        kp_out = empty_like_framework(fw if fw in ("torch", "numba") else "numba", (n, k, 2), dev)
-        sc_out = empty_like_framework(fw if fw in ("torch", "numba") else "numba", (n, k), dev)
+            dc = ds = dummy[0]
+        out_fw = fw if fw in ("torch", "numba") else "numba"
+        dev = self._dev(heatmaps, fw)
+        kp_out = empty_like_framework(out_fw, (n, k, 2), dev)
+        sc_out = empty_like_framework(out_fw, (n, k), dev)
         if n:
-            kp = cuda.as_cuda_array(kp_out) if fw == "torch" else kp_out
-            sc = cuda.as_cuda_array(sc_out) if fw == "torch" else sc_out
-            parts = cuda.device_array((1, 9), np.float32)
+            kp = cuda.as_cuda_array(kp_out) if out_fw == "torch" else kp_out
+            sc = cuda.as_cuda_array(sc_out) if out_fw == "torch" else sc_out
             launch_stream = 0
             if not _simulator():
-                ptr = stream_pointer(stream, None) if stream is not None or fw != "torch" else _torch_stream(dev)
+                ptr = _torch_stream(dev) if (stream is None and fw == "torch") else stream_pointer(stream, None)
                 launch_stream = cuda.external_stream(ptr) if ptr else 0
-            kern[n * k, threads, launch_stream](dev_hm, ALGORITHM_CODES[self.algorithm], 0, kp, sc, parts, dc, ds, has_boxes)
+            kern[n * k, threads, launch_stream](dev_hm, ALGORITHM_CODES[self.algorithm], 0, kp, sc, dummy[1], dc, ds, has_boxes)
         return DecodeResult(kp_out, sc_out)
+
+
+_SCRATCH: dict[int, tuple[Any, Any]] = {}
+
+
+def _scratch(device: int) -> tuple[Any, Any]:
+    """Per-device placeholders for unused kernel arguments, allocated once (graph capture forbids it)."""
+    if device not in _SCRATCH:
+        from numba import cuda
+
+        _SCRATCH[device] = (cuda.to_device(np.zeros((1, 2), np.float32)), cuda.device_array((1, 9), np.float32))
+    return _SCRATCH[device]
 
 
 def _torch_stream(device: int) -> int:

@@ -9,9 +9,12 @@ import functools
 import math
 
 import numpy as np
-from numba import cuda, float32, float64, int32
+from numba import config, cuda, float32, float64, int32
 
 from posefw.dark import DARK_FLOOR, DARK_RESCALE_GUARD, EPS32, UDP_CLIP, gaussian_kernel1d
+
+# One block per heatmap: a small batch is a small grid by design, not a tuning mistake.
+config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 
 _DARK_TAPS = np.array([2, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 22], np.int32)
 
@@ -123,6 +126,7 @@ def build_kernel(ksize: int, threads: int):  # noqa: C901 - one kernel, kept in 
                 for i in range(ksize):
                     acc = float32(acc + float32(g[i] * s_hor[(r0 + i) * nn + bb]))
                 s_blur[t] = acc
+        cuda.syncthreads()
         if tid == 0:
             need = 0
             if algo == 1 and refine:

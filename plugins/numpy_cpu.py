@@ -116,15 +116,20 @@ def dark_derivatives(flat, x, y, h, w, kernel, maxima) -> np.ndarray:
     return np.stack([dx, dy, dxx, dxy, dyy], axis=1)
 
 
-def _full_blur_max(maps: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Maximum of the zero-padded separable blur of each (h, w) map (float32)."""
+def _band(size: int, g: np.ndarray) -> np.ndarray:
+    """(size, size) matrix of the zero-padded 1-D blur: out = band @ signal."""
     r = (g.size - 1) // 2
+    i = np.arange(size)
+    off = i[None, :] - i[:, None] + r
+    inside = (off >= 0) & (off < g.size)
+    return np.where(inside, g[np.clip(off, 0, g.size - 1)], 0).astype(np.float32)
+
+
+def _full_blur_max(maps: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Maximum of the zero-padded separable blur of each (h, w) map (float32), as two matmuls."""
     m, h, w = maps.shape
-    p = np.zeros((m, h + 2 * r, w + 2 * r), np.float32)
-    p[:, r : r + h, r : r + w] = maps
-    hor = sum(g[j] * p[:, :, j : j + w] for j in range(g.size))
-    ver = sum(g[i] * hor[:, i : i + h, :] for i in range(g.size))
-    return ver.reshape(m, -1).max(axis=1)
+    blurred = _band(h, g) @ maps @ _band(w, g).T
+    return blurred.reshape(m, -1).max(axis=1)
 
 
 def udp_step(x: np.ndarray, y: np.ndarray, d: np.ndarray) -> np.ndarray:

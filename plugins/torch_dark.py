@@ -150,8 +150,11 @@ class DarkDecode(nn.Module):
                 yf + torch.where(inner, torch.sign(ddy) * 0.25, zero))
 
     def _to_image(self, coords, centers, scales, h, w):
+        # Python scalars only: a host tensor here would be a copy, which graph capture forbids.
         udp = self.algorithm == "dark-udp"
+        size = (w - 1.0, h - 1.0) if udp else (float(w), float(h))
         t = self.solve_dtype
-        size = torch.tensor([w - 1.0, h - 1.0] if udp else [float(w), float(h)], dtype=t, device=coords.device)
         c, s = centers.to(t)[:, None, :], scales.to(t)[:, None, :]
-        return (coords.to(t) * (s / size) + c - s * 0.5).float()
+        xy = coords.to(t)
+        out = [xy[..., i] * (s[..., i] / size[i]) + c[..., i] - s[..., i] * 0.5 for i in (0, 1)]
+        return torch.stack(out, dim=-1).float()

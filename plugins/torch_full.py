@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from posefw import hookimpl
-from posefw.arrays import framework
+from posefw.arrays import framework, is_cuda
 from posefw.decoder import DecodeResult, Decoder, check_boxes, check_heatmaps
 
 
@@ -46,7 +46,7 @@ class TorchFullDecoder(Decoder):
 
         n, k, _, _ = check_heatmaps(heatmaps)
         if framework(heatmaps) != "torch":
-            heatmaps = torch.as_tensor(np.asarray(heatmaps), device=self.default_device)
+            heatmaps = _as_torch(heatmaps, self.default_device)
         dev = heatmaps.device
         self.module.to(dev)
         c = s = None
@@ -63,6 +63,17 @@ class TorchFullDecoder(Decoder):
         with torch.no_grad():
             kp, sc = self.module(heatmaps.detach(), c, s)
         return DecodeResult(kp, sc)
+
+
+def _as_torch(x: Any, device: str):
+    """Zero-copy for CUDA arrays (DLPack, else __cuda_array_interface__); NumPy is copied once."""
+    import torch
+
+    if is_cuda(x):
+        if hasattr(x, "__dlpack__"):
+            return torch.from_dlpack(x)
+        return torch.as_tensor(x, device="cuda")
+    return torch.as_tensor(np.asarray(x), device=device)
 
 
 @hookimpl

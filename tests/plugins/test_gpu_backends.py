@@ -1,0 +1,137 @@
+"""Every GPU-capable backend against numpy-cpu, through the conformance suite.
+
+On CPU: torch-full on torch CPU tensors and numba-full under the CUDA simulator (small cases).
+On a CUDA machine: all four backends, with NumPy, torch and CuPy input, streams and graphs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import posefw
+from posefw.conformance import numeric
+from posefw.conformance.cases import realistic
+
+from posefw.testing import cuda_reason
+
+ALGOS = ("dark-udp", "dark", "argmax")
+GPU = ("cupy-full", "cupy-partial", "numba-full", "torch-full")
+
+
+def _failures(results):
+    return [f"{r.case}/{r.algorithm}/{r.check}: {r.message}" for r in results if not r.passed]
+
+
+def test_torch_full_conforms_on_cpu():
+    torch = pytest.importorskip("torch")
+    res = numeric.run(lambda **kw: posefw.create_decoder("torch-full", **kw), ALGOS,
+                      to_input=lambda a: torch.from_numpy(np.ascontiguousarray(a)))
+    assert not _failures(res)
+
+
+def test_numba_full_conforms_under_simulator():
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        pytest.skip("set NUMBA_ENABLE_CUDASIM=1 to run numba-full on the CPU simulator (the test command does)")
+    pytest.importorskip("numba")
+    small = {"ties-and-plateaus", "peaks-on-borders-and-corners", "degenerate-values", "non-finite",
+             "float16-extremes", "size-1x1", "size-3x3", "size-17x13", "k-1", "batch-0", "batch-1", "non-contiguous"}
+    res = numeric.run(lambda **kw: posefw.create_decoder("numba-full", **kw), ALGOS, families=small)
+    assert not _failures(res)
+
+
+def test_gpu_backends_import_without_gpu_stack():
+    """On a CPU machine the GPU backends are listed with a reason, never a crash."""
+    infos = {i.name: i for i in posefw.available_decoders()}
+    for name in ("cupy-full", "cupy-partial"):
+        assert name in infos
+        if infos[name].status != "available":
+            assert infos[name].reason
+
+
+# ---- CUDA machine only -------------------------------------------------------------------
+needs_cuda = pytest.mark.skipif(cuda_reason() is not None, reason=str(cuda_reason()))
+
+
+def _inputs():
+    import torch
+
+    yield "numpy", lambda a: a
+    yield "torch", lambda a: torch.from_numpy(np.ascontiguousarray(a)).cuda()
+    try:
+        import cupy
+
+        yield "cupy", lambda a: cupy.asarray(a)
+    except ImportError:
+        pass
+
+
+@needs_cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", GPU)
+def test_gpu_backend_conforms(name):
+    info = {i.name: i for i in posefw.available_decoders()}[name]
+    if not info.available:
+        pytest.skip(info.reason)
+    failed = []
+    for label, conv in _inputs():
+        opts = {"device": "cuda"} if name == "torch-full" else {}
+        res = numeric.run(lambda **kw: posefw.create_decoder(name, **kw, **opts), ALGOS, to_input=conv)
+        failed += [f"[{label}] {f}" for f in _failures(res)]
+    assert not failed, "\n".join(failed[:30])
+
+
+@needs_cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["cupy-full", "numba-full", "torch-full"])
+def test_full_backend_on_side_stream_and_in_cuda_graph(name):
+    import torch
+
+    info = {i.name: i for i in posefw.available_decoders()}[name]
+    if not info.available:
+        pytest.skip(info.reason)
+    hm = torch.from_numpy(realistic(5, n=16)).cuda()
+    centers = torch.rand(16, 2, device="cuda") * 400 + 50
+    scales = torch.rand(16, 2, device="cuda") * 200 + 50
+    scales[:, 1] = scales[:, 0] / 0.75
+    ref = posefw.create_decoder("numpy-cpu").decode(hm.cpu().numpy(), centers.cpu().numpy(), scales.cpu().numpy())
+    dec = posefw.create_decoder(name)
+    dec.decode(hm, centers, scales)  # warm-up: compile and load before capture
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        out = dec.decode(hm, centers, scales)
+        assert out.keypoints.device == hm.device  # stays on the device, in torch
+        for _ in range(3):
+            dec.decode(hm, centers, scales)
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    np.testing.assert_array_equal(out.scores.cpu().numpy(), ref.scores)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = dec.decode(hm, centers, scales)
+    hm.copy_(torch.from_numpy(realistic(6, n=16)).cuda())
+    graph.replay()
+    torch.cuda.synchronize()
+    ref2 = posefw.create_decoder("numpy-cpu").decode(hm.cpu().numpy(), centers.cpu().numpy(), scales.cpu().numpy())
+    np.testing.assert_array_equal(captured.scores.cpu().numpy(), ref2.scores)
+    err = np.nanmax(np.abs(captured.keypoints.cpu().numpy() - ref2.keypoints) / scales.cpu().numpy()[:, None, :] * 48)
+    assert err < 1e-2
+
+
+@needs_cuda
+@pytest.mark.gpu
+def test_cupy_full_non_contiguous_and_fp16_torch_input():
+    import torch
+
+    if {i.name: i for i in posefw.available_decoders()}["cupy-full"].status != "available":
+        pytest.skip("cupy-full unavailable")
+    big = torch.from_numpy(realistic(9, n=8, k=34)).cuda().half()
+    view = big[:, ::2].transpose(2, 3).transpose(2, 3)  # strided, not contiguous
+    assert not view.is_contiguous()
+    got = posefw.create_decoder("cupy-full").decode(view).numpy()
+    ref = posefw.create_decoder("numpy-cpu").decode(view.cpu().numpy())
+    np.testing.assert_array_equal(got.scores, ref.scores)
+    assert np.nanmax(np.abs(got.keypoints - ref.keypoints)) < 1e-3
