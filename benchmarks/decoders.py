@@ -13,10 +13,10 @@ import json
 from typing import Any
 
 import numpy as np
-
-import posefw
 from posefw.benchmarks.timing import copy_bandwidth_gbs, device_time, graph_time, host_time
 from posefw.conformance.cases import realistic
+
+import posefw
 
 GRAPH_SAFE = {"cupy-full", "numba-full", "torch-full"}
 

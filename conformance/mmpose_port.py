@@ -21,8 +21,8 @@ def _cv2():
 
 
 def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n, k, _, w = heatmaps.shape
-    reshaped = heatmaps.reshape((n, k, -1))
+    n, k, h, w = heatmaps.shape
+    reshaped = heatmaps.reshape((n, k, h * w))
     idx = np.argmax(reshaped, 2).reshape((n, k, 1))
     maxvals = np.amax(reshaped, 2).reshape((n, k, 1))
     preds = np.tile(idx, (1, 1, 2)).astype(np.float32)

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from posefw.conformance.cases import Case, cases, well_conditioned
 
 from posefw.arrays import to_numpy
-from posefw.conformance.cases import Case, cases, well_conditioned
 
 TOL_PX = 1e-3
 MAX_LISTED = 20
@@ -166,7 +166,11 @@ def run(make_decoder: Callable[..., Any], algorithms: tuple[str, ...], seed: int
             except Exception as exc:  # noqa: BLE001 - a crash is a failed case, not a crashed suite
                 results.append(CheckResult(case.name, algorithm, "runs", False, f"decode raised {type(exc).__name__}: {exc}"))
                 continue
-            results += compare(case, algorithm, ref, res, kernel)
+            checks = compare(case, algorithm, ref, res, kernel)
+            for c in checks:
+                if not c.passed and case.hint:
+                    c.message += f" [case {case.name}: {case.hint}]"
+            results += checks
             if case.name == "realistic":
                 centers, scales = boxes_for(case.heatmaps.shape[0], seed)
                 ref_img = ref_dec.decode(case.heatmaps, centers, scales)

@@ -20,6 +20,8 @@ ALGORITHM_CODES = {"dark-udp": 0, "dark": 1, "argmax": 2}
 CODE_SKIP, CODE_REFINE, CODE_KEEP, CODE_NONFINITE = 0, 1, 2, 3
 PARTIAL_WIDTH = 9
 THREADS = 128
+#: Largest H*W whose classic-DARK full blur is staged in shared memory (2 maps of floats, 48 KiB).
+SMEM_BLUR_MAX_PIXELS = 6144
 
 _SOURCE = r"""
 #define KSIZE __KSIZE__
@@ -66,7 +68,7 @@ __device__ float hpass(const Map<T>& m, int r, int c, bool zero) {
 template <typename T>
 __device__ void decode_one(const Map<T>& m, int algo, int mode, long long out_i,
                            float* kp, float* sc, float* parts,
-                           const float* centers, const float* scales, int K) {
+                           const float* centers, const float* scales, int K, int smem_blur) {
     __shared__ float s_val[NWARPS];
     __shared__ int s_idx[NWARPS];
     __shared__ int s_bad[NWARPS];
@@ -157,10 +159,35 @@ __device__ void decode_one(const Map<T>& m, int algo, int mode, long long out_i,
         __syncthreads();
         if (s_need) {
             float mx = __int_as_float(0xff800000);
-            for (int p = tid; p < HW; p += THREADS) {
-                int r = p / m.W, c = p % m.W; float acc = 0.f;
-                for (int i = 0; i < KSIZE; ++i) acc = __fadd_rn(acc, __fmul_rn(GW[i], hpass(m, r + i - RAD, c, true)));
-                mx = fmaxf(mx, acc);
+            if (smem_blur) {
+                // Stage the map and its horizontal pass in shared memory (launch gave 2*H*W floats).
+                extern __shared__ float s_dyn[];
+                float* a = s_dyn; float* hb = s_dyn + HW;
+                for (int p = tid; p < HW; p += THREADS) a[p] = m.at(p / m.W, p % m.W);
+                __syncthreads();
+                for (int p = tid; p < HW; p += THREADS) {
+                    int r = p / m.W, c = p % m.W; float acc = 0.f;
+                    for (int j = 0; j < KSIZE; ++j) {
+                        int cc = c + j - RAD;
+                        acc = __fadd_rn(acc, __fmul_rn(GW[j], (cc >= 0 && cc < m.W) ? a[r * m.W + cc] : 0.f));
+                    }
+                    hb[p] = acc;
+                }
+                __syncthreads();
+                for (int p = tid; p < HW; p += THREADS) {
+                    int r = p / m.W, c = p % m.W; float acc = 0.f;
+                    for (int i = 0; i < KSIZE; ++i) {
+                        int rr = r + i - RAD;
+                        acc = __fadd_rn(acc, __fmul_rn(GW[i], (rr >= 0 && rr < m.H) ? hb[rr * m.W + c] : 0.f));
+                    }
+                    mx = fmaxf(mx, acc);
+                }
+            } else {
+                for (int p = tid; p < HW; p += THREADS) {
+                    int r = p / m.W, c = p % m.W; float acc = 0.f;
+                    for (int i = 0; i < KSIZE; ++i) acc = __fadd_rn(acc, __fmul_rn(GW[i], hpass(m, r + i - RAD, c, true)));
+                    mx = fmaxf(mx, acc);
+                }
             }
             for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_down_sync(0xffffffff, mx, off));
             if (lane == 0) s_red[warp] = mx;
@@ -248,29 +275,29 @@ template <typename T>
 __device__ void run(unsigned long long hm, long long sn, long long sk, long long sh, long long sw,
                     int N, int K, int H, int W, int algo, int mode,
                     unsigned long long kp, unsigned long long sc, unsigned long long parts,
-                    unsigned long long centers, unsigned long long scales) {
+                    unsigned long long centers, unsigned long long scales, int smem_blur) {
     long long b = blockIdx.x;
     int n = (int)(b / K), k = (int)(b % K);
     Map<T> m;
     m.p = (const T*)hm; m.base = (long long)n * sn + (long long)k * sk; m.sh = sh; m.sw = sw;
     m.H = H; m.W = W; m.flat = (sw == 1 && sh == W);
     decode_one<T>(m, algo, mode, b, (float*)kp, (float*)sc, (float*)parts,
-                  (const float*)centers, (const float*)scales, K);
+                  (const float*)centers, (const float*)scales, K, smem_blur);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) dark_f32(
         unsigned long long hm, long long sn, long long sk, long long sh, long long sw,
         int N, int K, int H, int W, int algo, int mode,
         unsigned long long kp, unsigned long long sc, unsigned long long parts,
-        unsigned long long centers, unsigned long long scales) {
-    run<float>(hm, sn, sk, sh, sw, N, K, H, W, algo, mode, kp, sc, parts, centers, scales);
+        unsigned long long centers, unsigned long long scales, int smem_blur) {
+    run<float>(hm, sn, sk, sh, sw, N, K, H, W, algo, mode, kp, sc, parts, centers, scales, smem_blur);
 }
 extern "C" __global__ void __launch_bounds__(THREADS) dark_f16(
         unsigned long long hm, long long sn, long long sk, long long sh, long long sw,
         int N, int K, int H, int W, int algo, int mode,
         unsigned long long kp, unsigned long long sc, unsigned long long parts,
-        unsigned long long centers, unsigned long long scales) {
-    run<unsigned short>(hm, sn, sk, sh, sw, N, K, H, W, algo, mode, kp, sc, parts, centers, scales);
+        unsigned long long centers, unsigned long long scales, int smem_blur) {
+    run<unsigned short>(hm, sn, sk, sh, sw, N, K, H, W, algo, mode, kp, sc, parts, centers, scales, smem_blur);
 }
 """
 

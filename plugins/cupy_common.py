@@ -11,7 +11,7 @@ from posefw.arrays import framework, is_cuda
 from posefw.decoder import check_boxes, check_heatmaps
 
 from .cuda_arrays import DeviceView, check_same_device, device_view, stream_pointer
-from .cuda_dark_source import ALGORITHM_CODES, THREADS, source
+from .cuda_dark_source import ALGORITHM_CODES, SMEM_BLUR_MAX_PIXELS, THREADS, source
 
 
 def cupy_unavailable() -> str | None:
@@ -95,15 +95,17 @@ class Launch:
         f32, f16 = _module(kernel, self.view.device)
         fn = f32 if self.view.dtype == "float32" else f16
         sn, sk, sh, sw = self.view.strides
+        smem = int(algorithm == "dark" and self.h * self.w <= SMEM_BLUR_MAX_PIXELS)
         args = (
             np.uint64(self.view.ptr), np.int64(sn), np.int64(sk), np.int64(sh), np.int64(sw),
             np.int32(self.n), np.int32(self.k), np.int32(self.h), np.int32(self.w),
             np.int32(ALGORITHM_CODES[algorithm]), np.int32(mode),
             np.uint64(kp), np.uint64(sc), np.uint64(parts),
-            np.uint64(self.boxes[0]), np.uint64(self.boxes[1]),
+            np.uint64(self.boxes[0]), np.uint64(self.boxes[1]), np.int32(smem),
         )
         with cupy.cuda.Device(self.view.device):
-            fn((self.n * self.k,), (THREADS,), args, stream=_external_stream(self.stream_ptr, self.view.device))
+            fn((self.n * self.k,), (THREADS,), args, stream=_external_stream(self.stream_ptr, self.view.device),
+               shared_mem=2 * self.h * self.w * 4 if smem else 0)
 
 
 def pointer(x: Any) -> int:

@@ -32,6 +32,10 @@ class DarkDecode(nn.Module):
         super().__init__()
         self.algorithm, self.kernel, self.solve_dtype = algorithm, kernel, solve_dtype
         self.register_buffer("g", torch.from_numpy(gaussian_kernel1d(kernel).copy()), persistent=False)
+        r = (kernel - 1) // 2
+        # Band matrices of the two window sizes used (UDP: 3 outputs, DARK: 5), built once.
+        self.register_buffer("band3", self._make_band(2 * r + 3, 3), persistent=False)
+        self.register_buffer("band5", self._make_band(2 * r + 5, 5), persistent=False)
 
     def forward(self, heatmaps: torch.Tensor, centers: torch.Tensor | None = None,
                 scales: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,16 +79,22 @@ class DarkDecode(nn.Module):
         if zero:
             win = win * (rin[:, :, None] & cin[:, None, :]).float()
         m = 2 * reach + 1
-        hor = self.g[0] * win[:, :, 0:m]
-        for j in range(1, self.kernel):
-            hor = hor + self.g[j] * win[:, :, j : j + m]
+        band = self.band3 if m == 3 else self.band5  # (m, L)
+        hor = (win[:, :, None, :] * band).sum(-1)  # (M, L, m): one multiply and one reduction
         return hor, m
 
+    def _make_band(self, length: int, m: int) -> torch.Tensor:
+        """(m, length) rows of the 1-D valid blur: out[s] = sum_j g[j] * in[s + j].
+
+        Elementwise products and a sum, not a matmul, so TF32 settings can't touch accuracy.
+        """
+        j = torch.arange(length)[None, :] - torch.arange(m)[:, None]
+        inside = (j >= 0) & (j < self.kernel)
+        return torch.where(inside, self.g[j.clamp(0, self.kernel - 1)], torch.zeros(()))
+
     def _vertical(self, hor, m):
-        ver = self.g[0] * hor[:, 0:m, :]
-        for i in range(1, self.kernel):
-            ver = ver + self.g[i] * hor[:, i : i + m, :]
-        return ver
+        band = self.band3 if m == 3 else self.band5
+        return (hor.transpose(1, 2)[:, :, None, :] * band).sum(-1).transpose(1, 2)
 
     def _udp(self, flat, x, y, h, w, xf, yf):
         hor, m = self._window(flat, x, y, h, w, 1, zero=False)

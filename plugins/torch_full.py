@@ -13,7 +13,7 @@ import numpy as np
 
 from posefw import hookimpl
 from posefw.arrays import framework, is_cuda
-from posefw.decoder import DecodeResult, Decoder, check_boxes, check_heatmaps
+from posefw.decoder import Decoder, DecodeResult, check_boxes, check_heatmaps
 
 
 class TorchFullDecoder(Decoder):

@@ -1,29 +1,26 @@
-"""Registration of the heavier sub-commands; each handler module is imported only when run."""
+"""Sub-commands that live in their own modules; each registers its parser here.
+
+A module named here defines ``add_parser(subparsers)``; its heavy imports happen only when
+the command runs, so ``posefw --help`` stays fast and works without optional stacks.
+"""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 
-
-def _lazy(module: str, func: str = "main"):
-    def run(args: argparse.Namespace) -> int:
-        import importlib
-
-        return getattr(importlib.import_module(module), func)(args)
-
-    return run
+MODULES = (
+    "posefw.conformance.cli",
+    "posefw.bench",
+    "posefw.commands_model",
+)
 
 
 def add_all(sub) -> None:
-    """Sub-commands added by later modules register here (bench, conformance, export, ...)."""
-    for name, module, adder in _COMMANDS:
+    for name in MODULES:
         try:
-            import importlib
-
-            mod = importlib.import_module(module)
-        except ImportError:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
             continue
-        getattr(mod, adder)(sub)
-
-
-_COMMANDS: list[tuple[str, str, str]] = []
+        module.add_parser(sub)

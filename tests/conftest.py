@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-DATA = Path(os.environ.get("POSEFW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-COCO_MINI = DATA / "coco-mini"
+from posefw.data import coco_mini
+
+COCO_MINI = coco_mini()
 
 
 @pytest.fixture

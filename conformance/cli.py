@@ -1,0 +1,106 @@
+"""``posefw conformance``: numeric and COCO-AP conformance of a decoder, as a table and JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import posefw
+from posefw.data import coco_mini_annotations
+from posefw.decoder import ALGORITHMS
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("conformance", help="check a decoder against the numpy-cpu reference (numeric + COCO AP)")
+    p.add_argument("--decoder", required=True)
+    p.add_argument("--algorithm", action="append", choices=ALGORITHMS, help="repeatable; default: all the decoder supports")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input", choices=("numpy", "torch", "torch-cuda", "cupy"), default="numpy",
+                   help="array type the decoder is fed")
+    p.add_argument("--families", default=None, help="comma-separated case names (default: all)")
+    p.add_argument("--annotations", default=None, help="COCO keypoints JSON for AP parity (default: coco-mini val)")
+    p.add_argument("--no-coco", action="store_true", help="skip the COCO AP parity check")
+    p.add_argument("--json", default=None, help="write the full report here")
+    p.set_defaults(func=main)
+
+
+def converter(kind: str):
+    import numpy as np
+
+    if kind == "numpy":
+        return lambda a: a
+    if kind in ("torch", "torch-cuda"):
+        import torch
+
+        dev = "cuda" if kind == "torch-cuda" else "cpu"
+        return lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+    import cupy
+
+    return lambda a: cupy.asarray(a)
+
+
+def run_conformance(name: str, algorithms: list[str] | None = None, seed: int = 0, input_kind: str = "numpy",
+                    families: set[str] | None = None, annotations: str | None = None) -> dict[str, Any]:
+    """Numeric checks for each algorithm, then COCO AP parity; the whole report as a dict."""
+    from posefw.conformance import coco_parity, numeric
+
+    cls = posefw.get_registry().get("decoder", name)
+    algos = list(algorithms or cls.algorithms)
+    conv = converter(input_kind)
+    opts = {"device": "cuda"} if (name == "torch-full" and input_kind != "torch") and cls.available() is None and _cuda() else {}
+
+    def make(**kw):
+        return posefw.create_decoder(name, **kw, **opts)
+
+    results = numeric.run(make, tuple(algos), seed=seed, to_input=conv, families=families)
+    report = {"decoder": name, "algorithms": algos, "seed": seed, "input": input_kind, **numeric.summary(results)}
+    if annotations:
+        coco = [coco_parity.run(make, a, annotations, seed=seed, to_input=conv) for a in algos]
+        report["coco"] = coco
+        report["passed"] = report["passed"] and all(c["passed"] for c in coco)
+    return report
+
+
+def _cuda() -> bool:
+    from posefw.testing import cuda_reason
+
+    return cuda_reason() is None
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    families = set(args.families.split(",")) if args.families else None
+    ann = None if args.no_coco else (args.annotations or str(coco_mini_annotations()))
+    if ann and not Path(ann).is_file():
+        raise FileNotFoundError(f"--annotations: {ann} not found (pass --annotations or --no-coco)")
+    report = run_conformance(args.decoder, args.algorithm, args.seed, args.input, families, ann)
+    console = Console()
+    table = Table(title=f"conformance of {args.decoder} against numpy-cpu (seed {args.seed}, {args.input} input)")
+    for col in ("case", "algorithm", "check", "result", "checked", "max err px", "message"):
+        table.add_column(col)
+    for r in report["results"]:
+        if r["passed"] and r["check"] not in ("keypoints", "transform"):
+            continue
+        res = "[green]pass[/green]" if r["passed"] else "[red]FAIL[/red]"
+        table.add_row(r["case"], r["algorithm"], r["check"], res, str(r["checked"]), f"{r['max_error_px']:.2e}", r["message"])
+    console.print(table)
+    for c in report.get("coco", []):
+        t = Table(title=f"COCO AP parity, {c['algorithm']} ({c['instances']} instances of {Path(c['annotations']).name})")
+        for col in ("decoder", "AP", "AP50", "AP75", "AR"):
+            t.add_column(col)
+        for label in ("reference", "candidate"):
+            row = c[label]
+            t.add_row("numpy-cpu" if label == "reference" else args.decoder, *(f"{row[m]:.4f}" for m in ("AP", "AP50", "AP75", "AR")))
+        t.add_row("delta", *(f"{c['delta'][m]:+.4f}" for m in ("AP", "AP50", "AP75", "AR")))
+        console.print(t)
+        console.print("[green]AP parity: pass[/green]" if c["passed"] else "[red]AP parity: FAIL (|dAP| > 0.001)[/red]")
+    verdict = "[green]PASSED[/green]" if report["passed"] else f"[red]FAILED[/red] ({report['failed']} checks)"
+    console.print(f"{args.decoder}: {verdict} - {report['checks']} numeric checks")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+        console.print(f"report written to {args.json}")
+    return 0 if report["passed"] else 1

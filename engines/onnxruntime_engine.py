@@ -1,0 +1,71 @@
+"""onnxruntime: the exported model through Polygraphy's ONNX-Runtime runner.
+
+Uses the TensorRT or CUDA execution provider when the installed onnxruntime has them, else
+the CPU one; ``describe()`` says which ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from posefw import hookimpl
+from posefw.engine import Crops, Engine, check_batch
+
+from .onnx_source import resolve_onnx
+
+PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class OnnxRuntimeEngine(Engine):
+    name = "onnxruntime"
+    device = "cpu/cuda"
+
+    @classmethod
+    def available(cls) -> str | None:
+        try:
+            import onnxruntime  # noqa: F401
+            from polygraphy.backend.onnxrt import OnnxrtRunner  # noqa: F401
+        except ImportError as exc:
+            return f"{exc.name} is not installed: pip install 'posefw[onnx]'"
+        return None
+
+    def __init__(self, onnx: str | None = None, checkpoint: str | None = None, size: str = "b",
+                 providers: list[str] | None = None, max_batch: int = 64) -> None:
+        import onnxruntime as ort
+        from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
+
+        have = ort.get_available_providers()
+        if providers:
+            missing = [p for p in providers if p not in have]
+            if missing:
+                raise ValueError(f"providers: {missing} not in this onnxruntime (it has {have})")
+        else:
+            providers = [p for p in PREFERRED if p in have]
+        self.path, self.weights = resolve_onnx(onnx, checkpoint, size)
+        self.runner = OnnxrtRunner(SessionFromOnnx(str(self.path), providers=providers))
+        self.runner.activate()
+        self.provider = self.runner.sess.get_providers()[0]
+        self.max_batch = max_batch
+        self.input_name = self.runner.sess.get_inputs()[0].name
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "device": self.provider, "onnx": str(self.path)}
+
+    def infer(self, batch: Any, crops: Crops | None = None) -> Any:
+        import numpy as np
+
+        check_batch(batch, self.max_batch, self.name)
+        if type(batch).__module__.startswith("torch"):
+            batch = batch.detach().cpu().numpy()
+        out = self.runner.infer({self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        return next(iter(out.values()))
+
+    def __del__(self) -> None:
+        runner = getattr(self, "runner", None)
+        if runner is not None and runner.is_active:
+            runner.deactivate()
+
+
+@hookimpl
+def posefw_register_engines():
+    return [OnnxRuntimeEngine]

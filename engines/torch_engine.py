@@ -1,0 +1,134 @@
+"""torch: ViTPose in PyTorch, eager or torch.compile, fp32/fp16/bf16, CPU or CUDA, CUDA graphs.
+
+With ``cuda_graph=True`` each batch size is captured once into a CUDA graph with a static
+input buffer; ``runner(batch_size, post=fn)`` captures the model and a post-processing step
+(a full GPU decoder) in the same graph, so heatmaps never leave the device between them.
+Outputs stay on the device; a graph's outputs are its static buffers, overwritten by the
+next replay of that batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from posefw import hookimpl
+from posefw.engine import Crops, Engine, check_batch
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+class TorchEngine(Engine):
+    name = "torch"
+    device = "cpu/cuda"
+
+    @classmethod
+    def available(cls) -> str | None:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return "torch is not installed: pip install torch"
+        return None
+
+    def __init__(self, checkpoint: str | None = None, size: str = "b", precision: str = "fp32",
+                 device: str | None = None, compile: bool = False, cuda_graph: bool = False,
+                 max_batch: int = 64, seed: int = 0, model: Any = None) -> None:
+        import torch
+
+        from posefw.models.checkpoints import load_vitpose
+        from posefw.models.vitpose import SIZES, random_vitpose
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
+        if size not in SIZES:
+            raise ValueError(f"size: expected one of {sorted(SIZES)}, got {size!r}")
+        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device: {dev!r} requested but torch sees no CUDA GPU")
+        if precision != "fp32" and dev == "cpu" and precision == "fp16":
+            raise ValueError("precision: fp16 needs a CUDA device (use fp32 or bf16 on the CPU)")
+        if cuda_graph and not dev.startswith("cuda"):
+            raise ValueError("cuda_graph: needs a CUDA device")
+        if model is not None:
+            self.model = model
+        elif checkpoint:
+            self.model = load_vitpose(checkpoint)
+            self.weights = f"checkpoint {checkpoint}"
+        else:
+            self.model = random_vitpose(size, seed=seed)
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self.torch_device = torch.device(dev)
+        self.model = self.model.to(self.torch_device, self.dtype).eval()
+        if precision != "fp32":
+            # LayerNorm in fp32 keeps fp16 activations from overflowing (ViTPose's known fp16 failure).
+            for mod in self.model.modules():
+                if isinstance(mod, torch.nn.LayerNorm):
+                    mod.float()
+                    mod.register_forward_pre_hook(lambda m, a: tuple(x.float() for x in a))
+                    mod.register_forward_hook(lambda m, a, out, dt=self.dtype: out.to(dt))
+        self.forward: Callable = torch.compile(self.model, mode="max-autotune-no-cudagraphs") if compile else self.model
+        self.precision, self.cuda_graph, self.max_batch = precision, cuda_graph, max_batch
+        self.compiled = compile
+        self._graphs: dict[tuple[int, Any], Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "device": str(self.torch_device), "precision": self.precision,
+                "compile": self.compiled, "cuda_graph": self.cuda_graph}
+
+    def _to_input(self, batch: Any):
+        import torch
+
+        if not isinstance(batch, torch.Tensor):
+            batch = torch.from_numpy(np.ascontiguousarray(batch))
+        return batch.to(self.torch_device, self.dtype, non_blocking=True)
+
+    def infer(self, batch: Any, crops: Crops | None = None) -> Any:
+        import torch
+
+        n = check_batch(batch, self.max_batch, self.name)[0]
+        if self.cuda_graph:
+            return self.runner(n)(batch)
+        with torch.inference_mode():
+            return self.forward(self._to_input(batch)).float()
+
+    def runner(self, batch_size: int, post: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
+        """A callable images -> post(heatmaps) for one batch size; captured in a CUDA graph if enabled."""
+        import torch
+
+        def step(x):
+            heatmaps = self.forward(x).float()
+            return post(heatmaps) if post else heatmaps
+
+        if not self.cuda_graph:
+            def eager(batch):
+                with torch.inference_mode():
+                    return step(self._to_input(batch))
+            return eager
+        key = (batch_size, post)
+        if key not in self._graphs:
+            static_in = torch.zeros((batch_size, 3, *self.model.cfg.image_size), device=self.torch_device, dtype=self.dtype)
+            side = torch.cuda.Stream(self.torch_device)
+            side.wait_stream(torch.cuda.current_stream(self.torch_device))
+            with torch.inference_mode(), torch.cuda.stream(side):
+                for _ in range(3):  # warm-up: autotuning, lazy module loads, decoder compilation
+                    step(static_in)
+            torch.cuda.current_stream(self.torch_device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.inference_mode(), torch.cuda.graph(graph):
+                static_out = step(static_in)
+            self._graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self._graphs[key]
+
+        def replay(batch):
+            with torch.inference_mode():
+                static_in.copy_(self._to_input(batch))
+                graph.replay()
+            return static_out
+        return replay
+
+
+@hookimpl
+def posefw_register_engines():
+    return [TorchEngine]

@@ -1,0 +1,165 @@
+"""ViTPose in PyTorch, module names matching the official checkpoints (``backbone.*``, ``keypoint_head.*``).
+
+Plain ViT exactly as ViTPose defines it: patch 16 with padding 2 (16x12 tokens from 256x192),
+absolute position embedding without a class token (every token gets pos[1:] + pos[:1]),
+pre-norm blocks with qkv bias and LayerNorm eps 1e-6, fused attention, final norm; then the
+classic head (two 4x4 stride-2 transposed convs + BN + ReLU, 1x1 conv) or the simple head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ViTPoseConfig:
+    dim: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_ratio: float = 4.0
+    num_keypoints: int = 17
+    image_size: tuple[int, int] = (256, 192)  # (H, W)
+    patch: int = 16
+    head: str = "classic"  # or "simple"
+    deconv_channels: int = 256
+
+
+SIZES = {
+    "s": ViTPoseConfig(dim=384, depth=12, heads=12),
+    "b": ViTPoseConfig(dim=768, depth=12, heads=12),
+    "l": ViTPoseConfig(dim=1024, depth=24, heads=16),
+    "h": ViTPoseConfig(dim=1280, depth=32, heads=16),
+}
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, dim: int, patch: int):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, kernel_size=patch, stride=patch, padding=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(x)
+        self.grid = x.shape[2:]
+        return x.flatten(2).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    def __init__(self, cfg: ViTPoseConfig):
+        super().__init__()
+        h, w = cfg.image_size
+        self.grid = ((h + 4 - cfg.patch) // cfg.patch + 1, (w + 4 - cfg.patch) // cfg.patch + 1)
+        self.patch_embed = PatchEmbed(cfg.dim, cfg.patch)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1] + 1, cfg.dim))
+        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.last_norm = nn.LayerNorm(cfg.dim, eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        x = self.patch_embed(x)
+        x = x + self.pos_embed[:, 1:] + self.pos_embed[:, :1]
+        for blk in self.blocks:
+            x = blk(x)
+        x = self.last_norm(x)
+        return x.transpose(1, 2).reshape(b, -1, self.grid[0], self.grid[1])
+
+
+class ClassicHead(nn.Module):
+    """mmpose TopdownHeatmapSimpleHead with two deconvolutions (the "classic decoder")."""
+
+    def __init__(self, cfg: ViTPoseConfig):
+        super().__init__()
+        c = cfg.deconv_channels
+        self.deconv_layers = nn.Sequential(
+            nn.ConvTranspose2d(cfg.dim, c, 4, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(c, c, 4, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+        )
+        self.final_layer = nn.Conv2d(c, cfg.num_keypoints, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.final_layer(self.deconv_layers(x))
+
+
+class SimpleHead(nn.Module):
+    """ViTPose's simple decoder: ReLU, bilinear x4, 3x3 conv."""
+
+    def __init__(self, cfg: ViTPoseConfig):
+        super().__init__()
+        self.final_layer = nn.Conv2d(cfg.dim, cfg.num_keypoints, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(F.relu(x), scale_factor=4, mode="bilinear", align_corners=False)
+        return self.final_layer(x)
+
+
+class ViTPose(nn.Module):
+    """Images (N, 3, 256, 192), ImageNet-normalised -> heatmaps (N, K, 64, 48)."""
+
+    def __init__(self, cfg: ViTPoseConfig = SIZES["b"]):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = ViT(cfg)
+        self.keypoint_head = ClassicHead(cfg) if cfg.head == "classic" else SimpleHead(cfg)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.keypoint_head(self.backbone(images))
+
+
+def random_vitpose(size: str = "b", seed: int = 0, **overrides) -> ViTPose:
+    """Seeded random weights (no checkpoint): outputs say "random weights" wherever accuracy is shown."""
+    cfg = SIZES[size]
+    if overrides:
+        cfg = ViTPoseConfig(**{**cfg.__dict__, **overrides})
+    g = torch.Generator().manual_seed(seed)
+    model = ViTPose(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() > 1:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+            elif name.endswith("weight"):
+                p.fill_(1.0)
+            else:
+                p.zero_()
+        model.backbone.pos_embed.copy_(torch.randn(model.backbone.pos_embed.shape, generator=g) * 0.02)
+    return model.eval()

@@ -1,0 +1,56 @@
+"""The command line as a user meets it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from posefw import __version__
+from posefw.cli import main
+
+
+def test_version(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as e:
+        assert e.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_decoders_list_shows_reference(capsys):
+    assert main(["decoders", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy-cpu" in out and "dark-udp" in out and "argmax" in out and "available" in out
+
+
+def test_plugins_and_engines_list(capsys):
+    assert main(["plugins", "list"]) == 0
+    assert "numpy_cpu" in capsys.readouterr().out
+    assert main(["engines", "list"]) == 0
+
+
+def test_decode_with_boxes(tmp_path, capsys):
+    hm = np.zeros((2, 17, 64, 48), np.float32)
+    hm[:, :, 32, 24] = 1.0
+    np.save(tmp_path / "hm.npy", hm)
+    (tmp_path / "boxes.json").write_text(json.dumps([[0, 0, 96, 128], [10, 10, 48, 64]]))
+    rc = main(["decode", str(tmp_path / "hm.npy"), "--boxes", str(tmp_path / "boxes.json"),
+               "--algorithm", "argmax", "--out", str(tmp_path / "kp.json")])
+    assert rc == 0
+    out = json.loads((tmp_path / "kp.json").read_text())
+    assert out["coordinates"] == "image" and len(out["keypoints"]) == 2
+    # centre of a 96x128 box padded to 120x160: heatmap (24, 32) -> image (48, 64)
+    np.testing.assert_allclose(out["keypoints"][0][0], [48.0, 64.0], atol=1e-4)
+
+
+def test_decode_errors_are_clear(tmp_path, capsys):
+    np.save(tmp_path / "bad.npy", np.zeros((2, 3), np.float32))
+    assert main(["decode", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "o.json")]) == 2
+    assert "heatmaps: expected 4 dimensions" in capsys.readouterr().err
+    assert main(["decode", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "o.json")]) == 2
+    assert "heatmaps: file not found" in capsys.readouterr().err
+    np.save(tmp_path / "hm.npy", np.zeros((1, 17, 64, 48), np.float32))
+    assert main(["decode", str(tmp_path / "hm.npy"), "--decoder", "nope", "--out", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown decoder 'nope'" in err and "numpy-cpu" in err
