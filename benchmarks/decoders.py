@@ -67,6 +67,15 @@ def bench_one(name: str, algorithm: str, batch: int, dtype: str, iters: int, war
     return row
 
 
+def input_converter(info, cuda: bool):
+    """What a decoder is fed for conformance during a benchmark: device arrays for GPU decoders."""
+    if cuda and info.device != "cpu":
+        import torch
+
+        return lambda a: torch.from_numpy(np.ascontiguousarray(a)).cuda()
+    return lambda a: a
+
+
 def run(names: list[str], algorithms: list[str], batches: list[int], dtypes: list[str], iters: int,
         warmup: int, progress=None) -> dict[str, Any]:
     from posefw.testing import cuda_reason

@@ -33,7 +33,7 @@ class TorchEngine(Engine):
         return None
 
     def __init__(self, checkpoint: str | None = None, size: str = "b", precision: str = "fp32",
-                 device: str | None = None, compile: bool = False, cuda_graph: bool = False,
+                 device: str | None = None, compile: bool | str = False, cuda_graph: bool = False,
                  max_batch: int = 64, seed: int = 0, model: Any = None) -> None:
         import torch
 
@@ -51,6 +51,7 @@ class TorchEngine(Engine):
             raise ValueError("precision: fp16 needs a CUDA device (use fp32 or bf16 on the CPU)")
         if cuda_graph and not dev.startswith("cuda"):
             raise ValueError("cuda_graph: needs a CUDA device")
+        self.checkpoint, self.size, self.seed = checkpoint, size, seed
         if model is not None:
             self.model = model
         elif checkpoint:
@@ -61,14 +62,12 @@ class TorchEngine(Engine):
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         self.torch_device = torch.device(dev)
         self.model = self.model.to(self.torch_device, self.dtype).eval()
-        if precision != "fp32":
-            # LayerNorm in fp32 keeps fp16 activations from overflowing (ViTPose's known fp16 failure).
-            for mod in self.model.modules():
-                if isinstance(mod, torch.nn.LayerNorm):
-                    mod.float()
-                    mod.register_forward_pre_hook(lambda m, a: tuple(x.float() for x in a))
-                    mod.register_forward_hook(lambda m, a, out, dt=self.dtype: out.to(dt))
-        self.forward: Callable = torch.compile(self.model, mode="max-autotune-no-cudagraphs") if compile else self.model
+        # No fp32 casts around LayerNorm here: PyTorch's fused layer_norm already accumulates in fp32
+        # for half inputs (the fp16 LayerNorm overflow is TensorRT's decomposed norm, see tensorrt_engine).
+        # compile=True uses torch.compile's default mode; a string picks the mode
+        # (e.g. "max-autotune-no-cudagraphs": posefw captures its own graphs).
+        mode = compile if isinstance(compile, str) else None
+        self.forward: Callable = torch.compile(self.model, mode=mode) if compile else self.model
         self.precision, self.cuda_graph, self.max_batch = precision, cuda_graph, max_batch
         self.compiled = compile
         self._graphs: dict[tuple[int, Any], Any] = {}

@@ -70,13 +70,32 @@ def build_kernel(ksize: int, threads: int):  # noqa: C901 - one kernel, kept in 
         bv = float32(-math.inf)
         bi = int32(2147483647)
         bad = int32(0)
-        for i in range(tid, hw, threads):
-            v = float32(m[i // w, i % w])
-            if not math.isfinite(v):
+        # Four independent loads in flight per step (a dependent load per iteration would
+        # serialize HBM latency); compared in index order to keep the first-maximum rule.
+        ninf = float32(-math.inf)
+        for i0 in range(tid, hw, 4 * threads):
+            i1 = i0 + threads
+            i2 = i1 + threads
+            i3 = i2 + threads
+            v0 = float32(m[i0 // w, i0 % w])
+            v1 = float32(m[i1 // w, i1 % w]) if i1 < hw else ninf
+            v2 = float32(m[i2 // w, i2 % w]) if i2 < hw else ninf
+            v3 = float32(m[i3 // w, i3 % w]) if i3 < hw else ninf
+            if not (math.isfinite(v0) and (i1 >= hw or math.isfinite(v1)) and (i2 >= hw or math.isfinite(v2))
+                    and (i3 >= hw or math.isfinite(v3))):
                 bad = 1
-            if v > bv:
-                bv = v
-                bi = i
+            if v0 > bv:
+                bv = v0
+                bi = i0
+            if v1 > bv:
+                bv = v1
+                bi = i1
+            if v2 > bv:
+                bv = v2
+                bi = i2
+            if v3 > bv:
+                bv = v3
+                bi = i3
         s_val[tid] = bv
         s_idx[tid] = bi
         s_bad[tid] = bad

@@ -87,8 +87,15 @@ def from_huggingface(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def config_from_state_dict(sd: dict[str, torch.Tensor]) -> ViTPoseConfig:
-    """Infer size, depth, keypoints and head type from shapes (heads from the width, as ViTPose sizes)."""
+HEADS = {384: 12, 768: 12, 1024: 16, 1280: 16}
+
+
+def config_from_state_dict(sd: dict[str, torch.Tensor], heads: int | None = None) -> ViTPoseConfig:
+    """Infer width, depth, keypoints and head type from shapes.
+
+    The number of attention heads is not in the weights: it is ViTPose's for the S/B/L/H
+    widths, and must be given (``heads``) for any other width.
+    """
     try:
         pos = sd["backbone.pos_embed"]
         final = sd["keypoint_head.final_layer.weight"]
@@ -96,7 +103,9 @@ def config_from_state_dict(sd: dict[str, torch.Tensor]) -> ViTPoseConfig:
         raise CheckpointError(f"checkpoint: missing key {exc.args[0]!r}; is this a ViTPose checkpoint?") from None
     dim = int(pos.shape[-1])
     depth = len({k.split(".")[2] for k in sd if k.startswith("backbone.blocks.")})
-    heads = {384: 12, 768: 12, 1024: 16, 1280: 16}.get(dim, max(1, dim // 64))
+    heads = heads or HEADS.get(dim)
+    if heads is None:
+        raise CheckpointError(f"checkpoint: width {dim} is not a ViTPose size (S/B/L/H); pass heads=")
     classic = "keypoint_head.deconv_layers.0.weight" in sd
     fc1 = sd.get("backbone.blocks.0.mlp.fc1.weight")
     ratio = fc1.shape[0] / dim if fc1 is not None else 4.0
@@ -105,13 +114,14 @@ def config_from_state_dict(sd: dict[str, torch.Tensor]) -> ViTPoseConfig:
                          head="classic" if classic else "simple", deconv_channels=chans)
 
 
-def load_vitpose(path: str | Path, config: ViTPoseConfig | None = None, strict: bool = True) -> ViTPose:
+def load_vitpose(path: str | Path, config: ViTPoseConfig | None = None, strict: bool = True,
+                 heads: int | None = None) -> ViTPose:
     """Build a ViTPose from a local checkpoint (either layout); strict by default."""
     sd = read_state_dict(path)
     if is_huggingface(sd):
         sd = from_huggingface(sd)
     sd = {k: v for k, v in sd.items() if k not in IGNORED}
-    cfg = config or config_from_state_dict(sd)
+    cfg = config or config_from_state_dict(sd, heads)
     model = ViTPose(cfg)
     expected = model.state_dict()
     wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"

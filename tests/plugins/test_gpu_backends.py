@@ -88,8 +88,8 @@ def test_gpu_backend_conforms(name):
     if not info.available:
         pytest.skip(info.reason)
     failed = []
+    opts = {"device": "cuda"} if name == "torch-full" else {}
     for label, conv in _inputs():
-        opts = {"device": "cuda"} if name == "torch-full" else {}
         res = numeric.run(lambda **kw: posefw.create_decoder(name, **kw, **opts), ALGOS, to_input=conv)
         failed += [f"[{label}] {f}" for f in _failures(res)]
     assert not failed, "\n".join(failed[:30])

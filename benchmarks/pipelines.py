@@ -1,0 +1,112 @@
+"""The paper's pipelines, measured side by side in one process on the same inputs.
+
+1. pytorch-fp32-eager: the PyTorch model as published (no post-processing)
+2. engine: the chosen engine alone
+3. engine+cpu-post: heatmaps copied to the host and decoded by numpy-cpu
+4. partial: engine + cupy-partial (solve on the host)
+5. full:<decoder>: engine + a full GPU decoder, in the engine's CUDA graph where it has one
+
+Each is timed end to end per call (host clock after a device synchronize), batch by batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import posefw
+from posefw.benchmarks.timing import Stats, host_time
+
+FULL_DECODERS = ("cupy-full", "numba-full", "torch-full")
+
+
+def _sync(cuda: bool) -> Callable[[], None] | None:
+    if not cuda:
+        return None
+    import torch
+
+    return torch.cuda.synchronize
+
+
+def measure(fn: Callable[[int], Any], batch: int, iters: int, warmup: int, cuda: bool) -> dict[str, Any]:
+    st: Stats = host_time(fn, iters, warmup, sync=_sync(cuda))
+    s = st.summary()
+    s["qps"] = batch / (s["mean_ms"] * 1e-3)
+    return s
+
+
+def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool) -> dict[str, Callable]:
+    """name -> factory(batch) -> callable(i) that runs one batch through that pipeline."""
+    import torch
+
+    dev = "cuda" if cuda else "cpu"
+
+    def boxes(b):
+        return (torch.full((b, 2), 200.0, device=dev), torch.tensor([[150.0, 200.0]], device=dev).repeat(b, 1))
+
+    def images(b):
+        g = torch.Generator().manual_seed(b)
+        return [torch.randn((b, 3, 256, 192), generator=g).to(dev) for _ in range(2)]
+
+    out: dict[str, Callable] = {}
+
+    def eager(b):
+        from posefw.engines.torch_engine import TorchEngine
+
+        # Its own model instance (same checkpoint or seed): converting the engine's model would change it.
+        ref = TorchEngine(checkpoint=getattr(engine, "checkpoint", None), size=getattr(engine, "size", "b"),
+                          seed=getattr(engine, "seed", 0), precision="fp32", device=dev)
+        x = images(b)
+        return lambda i: ref.infer(x[i % 2])
+
+    def engine_only(b):
+        x = images(b)
+        run = engine.runner(b) if hasattr(engine, "runner") else (lambda t: engine.infer(t))
+        return lambda i: run(x[i % 2])
+
+    def cpu_post(b):
+        x = images(b)
+        c, s = (v.cpu().numpy() for v in boxes(b))
+        run = engine.runner(b) if hasattr(engine, "runner") else (lambda t: engine.infer(t))
+        dec = posefw.create_decoder("numpy-cpu", algorithm=algorithm)
+
+        def step(i):
+            hm = run(x[i % 2])
+            host = hm.float().cpu().numpy() if hasattr(hm, "cpu") else np.asarray(hm)
+            return dec.decode(host, c, s)
+        return step
+
+    def partial(b):
+        x = images(b)
+        c, s = boxes(b)
+        run = engine.runner(b) if hasattr(engine, "runner") else (lambda t: engine.infer(t))
+        dec = posefw.create_decoder("cupy-partial", algorithm=algorithm)
+        return lambda i: dec.decode(run(x[i % 2]), c, s)
+
+    def full(name):
+        def make(b):
+            x = images(b)
+            c, s = boxes(b)
+            opts = {"device": dev} if name == "torch-full" else {}
+            dec = posefw.create_decoder(name, algorithm=algorithm, **opts)
+
+            def post(hm):
+                r = dec.decode(hm, c, s)
+                return r.keypoints, r.scores
+
+            if hasattr(engine, "runner"):
+                run = engine.runner(b, post=post)  # one CUDA graph: model + decoder
+                return lambda i: run(x[i % 2])
+            return lambda i: post(engine.infer(x[i % 2]))
+        return make
+
+    out["pytorch-fp32-eager"] = eager
+    out["engine"] = engine_only
+    out["engine+cpu-post"] = cpu_post
+    if cuda:
+        out["partial:cupy-partial"] = partial
+    for name in full_decoders:
+        out[f"full:{name}"] = full(name)
+    return out

@@ -1,0 +1,282 @@
+"""``posefw bench``: the paper's tables in one run, decoders ranked, results as JSON, tables and a plot.
+
+On a GPU: ViTPose-B fp16 through the chosen engine (torch with CUDA graphs by default), every
+pipeline of the paper side by side, then every decoder alone. Without a GPU it says so and runs
+the CPU-capable parts with small settings, finishing in about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from posefw.config import Config, load_config
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="benchmark pipelines and decoders side by side (the paper's tables)")
+    p.add_argument("--decoder", default=None, help="full decoder for the integration rows (default cupy-full on GPU)")
+    p.add_argument("--engine", default=None, help="engine (default torch)")
+    p.add_argument("--config", default=None, help="TOML with [engine], [decoder], [bench]")
+    p.add_argument("--batches", default=None, help="comma-separated batch sizes")
+    p.add_argument("--iterations", type=int, default=None)
+    p.add_argument("--warmup", type=int, default=None)
+    p.add_argument("--algorithm", default=None, choices=("dark-udp", "dark", "argmax"))
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--json", default="posefw-bench.json", help="results file")
+    p.add_argument("--plot", default="posefw-bench.png", help="plot file")
+    p.add_argument("--no-decoders", action="store_true", help="skip the decoder-only table")
+    p.set_defaults(func=main)
+
+
+def _environment(cuda: bool) -> dict[str, Any]:
+    import numpy as np
+
+    import posefw
+
+    env: dict[str, Any] = {"python": platform.python_version(), "numpy": np.__version__, "posefw": posefw.__version__,
+                           "machine": platform.machine(), "cpu": platform.processor() or platform.machine()}
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+        if cuda:
+            env["device"] = torch.cuda.get_device_name(0)
+            env["cuda"] = torch.version.cuda
+            try:
+                import subprocess
+
+                env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                               capture_output=True, text=True, timeout=10).stdout.strip()
+            except (OSError, subprocess.SubprocessError):
+                env["driver"] = "unknown"
+    except ImportError:
+        pass
+    for mod in ("cupy", "numba", "onnxruntime", "tensorrt", "polygraphy"):
+        try:
+            env[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - absent or broken: recorded as such
+            env[mod] = None
+    return env
+
+
+def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any]]:
+    cfg = load_config(args.config) if args.config else Config()
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else None
+    explicit = args.config is not None
+    if not cuda and not explicit:
+        cfg = cfg.with_overrides("bench", batches=[1, 4], iterations=3, warmup=1)
+    cfg = cfg.with_overrides("bench", batches=batches, iterations=args.iterations, warmup=args.warmup)
+    if args.engine:
+        cfg = cfg.with_overrides("engine", name=args.engine)
+    default_full = "cupy-full" if cuda else "torch-full"
+    cfg = cfg.with_overrides("decoder", name=args.decoder or (cfg.decoder.name if explicit else default_full),
+                             algorithm=args.algorithm)
+    if cfg.bench.iterations < 1 or cfg.bench.warmup < 0:
+        raise ValueError(f"iterations: must be >= 1 (warmup >= 0), got {cfg.bench.iterations} / {cfg.bench.warmup}")
+    if any(b < 1 for b in cfg.bench.batches):
+        raise ValueError(f"batches: must be >= 1, got {cfg.bench.batches}")
+    eopts = dict(cfg.engine.options)
+    if cfg.engine.name == "torch":
+        eopts.setdefault("precision", "fp16" if cuda else "fp32")
+        eopts.setdefault("cuda_graph", cuda)
+        eopts.setdefault("device", "cuda" if cuda else "cpu")
+    if args.checkpoint:
+        eopts["checkpoint"] = args.checkpoint
+    return cfg, eopts
+
+
+def _check_writable(path: str | None) -> None:
+    if not path:
+        return
+    p = Path(path)
+    try:
+        with open(p, "a"):
+            pass
+    except OSError as exc:
+        raise OSError(f"output: cannot write {p}: {exc.strerror}") from None
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    import posefw
+    from posefw.benchmarks import pipelines as pl
+    from posefw.testing import cuda_reason
+
+    console = Console()
+    why = cuda_reason()
+    cuda = why is None
+    cfg, eopts = resolve(args, cuda)
+    _check_writable(args.json)
+    _check_writable(args.plot)
+    if not cuda:
+        console.print(f"[yellow]No GPU: {why}.[/yellow] Running the CPU-capable parts "
+                      f"(torch engine fp32 on the CPU, CPU decoders) with batches {cfg.bench.batches}, "
+                      f"{cfg.bench.iterations} iterations.")
+    reg = posefw.get_registry()
+    full_name = cfg.decoder.name
+    reg.get("decoder", full_name)  # unknown or unavailable: a clear error with the list
+    engine = posefw.create_engine(cfg.engine.name, **eopts)
+    max_batch = getattr(engine, "max_batch", 64)
+    too_big = [b for b in cfg.bench.batches if b > max_batch]
+    if too_big:
+        raise ValueError(f"batches: {too_big} exceed engine {cfg.engine.name!r}'s maximum batch {max_batch}")
+    algorithm = cfg.decoder.algorithm
+    fulls = [full_name] + ([d for d in pl.FULL_DECODERS if d != full_name and reg.backends("decoder") and
+                            any(i.name == d and i.available for i in reg.backends("decoder"))] if cuda else [])
+    makers = pl.pipelines(engine, fulls, algorithm, cuda)
+    # Engines with optimization profiles (TensorRT) are measured under each profile.
+    profiles = [(None, "")] + [(i, f"[opt{b}]") for i, b in enumerate(getattr(engine, "opt_batches", ()))]
+    profiles = profiles[1:] if len(profiles) > 1 else profiles
+    rows: list[dict[str, Any]] = []
+    t0 = time.time()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("pipelines", total=len(makers) * len(cfg.bench.batches) * len(profiles))
+        for prof, suffix in profiles:
+            if prof is not None:
+                engine.forced_profile = prof
+            for b in cfg.bench.batches:
+                for name, make in makers.items():
+                    label = name if name == "pytorch-fp32-eager" else name + suffix
+                    if prof and name == "pytorch-fp32-eager":
+                        progress.advance(task)
+                        continue
+                    progress.update(task, description=f"{label} b={b}")
+                    row: dict[str, Any] = {"pipeline": label, "batch": b}
+                    try:
+                        fn = make(b)
+                        row.update(pl.measure(fn, b, cfg.bench.iterations, cfg.bench.warmup, cuda))
+                    except Exception as exc:  # noqa: BLE001 - one failed configuration is reported, the rest run
+                        row["error"] = f"{type(exc).__name__}: {exc}"
+                    rows.append(row)
+                    progress.advance(task)
+    _ratios(rows)
+    decoders = [] if args.no_decoders else _decoders(cfg, cuda, console, algorithm)
+    result = {"environment": _environment(cuda), "engine": engine.describe(), "weights": engine.weights,
+              "model": "ViTPose-B 256x192", "configuration": {"engine": cfg.engine.name, "engine_options": eopts,
+                                                               "decoder": full_name, "algorithm": algorithm,
+                                                               "batches": cfg.bench.batches, "iterations": cfg.bench.iterations,
+                                                               "warmup": cfg.bench.warmup, "config_file": cfg.source},
+              "gpu": cuda, "pipelines": rows, "decoders": decoders, "seconds": round(time.time() - t0, 1)}
+    _print(console, result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+    if args.plot:
+        _plot(result, args.plot)
+    console.print(f"results: {args.json}, plot: {args.plot} ({result['seconds']} s)")
+    return 0
+
+
+def _ratios(rows: list[dict[str, Any]]) -> None:
+    by = {(r["pipeline"], r["batch"]): r for r in rows}
+    for r in rows:
+        if "qps" not in r:
+            continue
+        for base, key in (("engine", "vs_engine"), ("engine+cpu-post", "vs_cpu_post")):
+            ref = by.get((base, r["batch"]))
+            if ref and "qps" in ref:
+                r[key] = r["qps"] / ref["qps"]
+
+
+def _decoders(cfg: Config, cuda: bool, console, algorithm: str) -> list[dict[str, Any]]:
+    import posefw
+    from posefw.benchmarks import decoders as db
+    from posefw.conformance import numeric
+
+    out = []
+    batches = [1, 8, 64] if cuda else [1, 8]
+    iters = 200 if cuda else 10
+    for info in posefw.available_decoders():
+        row: dict[str, Any] = {"decoder": info.name, "device": info.device, "provider": info.provider}
+        if not info.available:
+            row["status"] = f"{info.status}: {info.reason}"
+            out.append(row)
+            continue
+        opts = {"device": "cuda"} if (info.name == "torch-full" and cuda) else {}
+        to_input = db.input_converter(info, cuda)
+        res = numeric.run(lambda info=info, opts=opts, **kw: posefw.create_decoder(info.name, **kw, **opts),
+                          (algorithm,), to_input=to_input)
+        row["conformance"] = "pass" if all(r.passed for r in res) else "FAIL"
+        row["timings"] = [db.bench_one(info.name, algorithm, b, dt, iters, 10, cuda)
+                          for b in batches for dt in ("float32", "float16")]
+        out.append(row)
+    # rank conforming decoders by time per call at the largest fp32 batch
+    def key(r):
+        t = [x for x in r.get("timings", []) if x["batch"] == batches[-1] and x["dtype"] == "float32"]
+        if not t:
+            return float("inf")
+        m = t[0].get("graph_ms") or t[0].get("device_ms") or t[0].get("end_to_end_ms") or t[0].get("host_ms") or {}
+        return m.get("median_ms", float("inf"))
+    ranked = sorted((r for r in out if r.get("conformance") == "pass"), key=key)
+    for i, r in enumerate(ranked, 1):
+        r["rank"] = i
+        r["rank_ms"] = key(r)
+    return out
+
+
+def _print(console, result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    env = result["environment"]
+    title = (f"posefw bench - {env.get('device', 'CPU ' + env['cpu'])} - {result['model']} ({result['weights']}) - "
+             f"engine {result['engine'].get('engine')} {result['engine'].get('precision', '')}")
+    t = Table(title=title)
+    for col in ("pipeline", "batch", "mean ± std ms", "p50 ms", "p99 ms", "img/s", "vs engine", "vs cpu-post"):
+        t.add_column(col, justify="right" if col != "pipeline" else "left")
+    for r in result["pipelines"]:
+        if "error" in r:
+            t.add_row(r["pipeline"], str(r["batch"]), f"[red]{r['error'][:80]}[/red]", "", "", "", "", "")
+            continue
+        t.add_row(r["pipeline"], str(r["batch"]), f"{r['mean_ms']:.3f} ± {r['std_ms']:.3f}", f"{r['p50_ms']:.3f}",
+                  f"{r['p99_ms']:.3f}", f"{r['qps']:.0f}", _pct(r.get("vs_engine")), _pct(r.get("vs_cpu_post")))
+    console.print(t)
+    if result["decoders"]:
+        d = Table(title="decoders alone (median per call; device time from CUDA events / graph replay on GPU)")
+        for col in ("rank", "decoder", "device", "conformance", "b64 fp32 ms" if result["gpu"] else "b8 fp32 ms", "status"):
+            d.add_column(col)
+        for r in sorted(result["decoders"], key=lambda r: r.get("rank", 1e9)):
+            d.add_row(str(r.get("rank", "-")), r["decoder"], r["device"], r.get("conformance", "-"),
+                      f"{r['rank_ms']:.4f}" if "rank_ms" in r else "-", r.get("status", ""))
+        console.print(d)
+
+
+def _pct(v) -> str:
+    return "" if v is None else f"{v * 100:.1f}%"
+
+
+def _plot(result: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    by: dict[str, list] = {}
+    for r in result["pipelines"]:
+        if "qps" in r:
+            by.setdefault(r["pipeline"], []).append((r["batch"], r["qps"]))
+    for name, pts in by.items():
+        pts.sort()
+        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    axes[0].set_xscale("log", base=2)
+    axes[0].set_xlabel("batch size")
+    axes[0].set_ylabel("images / s")
+    env = result["environment"]
+    axes[0].set_title(f"{env.get('device', 'CPU')} - {result['weights']}")
+    axes[0].legend(fontsize=8)
+    ranked = [r for r in result["decoders"] if "rank_ms" in r]
+    ranked.sort(key=lambda r: r["rank"])
+    axes[1].barh([r["decoder"] for r in ranked][::-1], [r["rank_ms"] * 1e3 for r in ranked][::-1])
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("µs per call (largest batch, fp32)")
+    axes[1].set_title("decoders (conformance passed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,80 @@
+"""Engines through the registry: torch (CPU here), onnxruntime, tensorrt (skipped with its reason), oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import posefw
+from posefw.models.vitpose import random_vitpose
+
+torch = pytest.importorskip("torch")
+SMALL = dict(dim=64, depth=2, heads=4, deconv_channels=32)
+
+
+def test_engines_listed():
+    infos = {i.name: i for i in posefw.available_engines()}
+    assert {"torch", "onnxruntime", "tensorrt", "oracle"} <= set(infos)
+    assert infos["torch"].available
+    if infos["tensorrt"].status != "available":
+        assert "tensorrt" in infos["tensorrt"].reason
+
+
+def test_torch_engine_cpu_batch_and_errors():
+    eng = posefw.create_engine("torch", model=random_vitpose("b", **SMALL), device="cpu")
+    hm = eng.infer(np.random.default_rng(0).standard_normal((3, 3, 256, 192)).astype(np.float32))
+    assert tuple(hm.shape) == (3, 17, 64, 48) and hm.dtype == torch.float32
+    with pytest.raises(ValueError, match="exceed engine 'torch'"):
+        eng.infer(np.zeros((65, 3, 256, 192), np.float32))
+    with pytest.raises(ValueError, match=r"batch: expected images \(N, 3, H, W\)"):
+        eng.infer(np.zeros((2, 256, 192), np.float32))
+    with pytest.raises(ValueError, match="precision"):
+        posefw.create_engine("torch", precision="fp8", device="cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            posefw.create_engine("torch", device="cuda")
+
+
+def test_torch_engine_bf16_close_to_fp32():
+    model = random_vitpose("b", **SMALL)
+    ref = posefw.create_engine("torch", model=model, device="cpu").infer(torch.randn(2, 3, 256, 192, generator=torch.Generator().manual_seed(0)))
+    eng = posefw.create_engine("torch", model=random_vitpose("b", **SMALL), device="cpu", precision="bf16")
+    got = eng.infer(torch.randn(2, 3, 256, 192, generator=torch.Generator().manual_seed(0)))
+    assert got.dtype == torch.float32 and (got - ref).abs().max() < 0.1 * ref.abs().max()
+
+
+def test_onnxruntime_engine_matches_torch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from posefw.export import export_onnx
+
+    model = random_vitpose("b", **SMALL)
+    path = export_onnx(model, tmp_path / "m.onnx")
+    eng = posefw.create_engine("onnxruntime", onnx=str(path))
+    assert eng.describe()["device"] == "CPUExecutionProvider"
+    x = np.random.default_rng(1).standard_normal((2, 3, 256, 192)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(eng.infer(x), ref, atol=1e-4)
+
+
+def test_tensorrt_engine(tmp_path):
+    info = {i.name: i for i in posefw.available_engines()}["tensorrt"]
+    if not info.available:
+        pytest.skip(f"tensorrt engine unavailable: {info.reason}")
+    from posefw.export import export_onnx
+
+    model = random_vitpose("b")
+    path = export_onnx(model, tmp_path / "b.onnx")
+    eng = posefw.create_engine("tensorrt", onnx=str(path))
+    x = torch.randn(4, 3, 256, 192, device="cuda")
+    out = eng.infer(x)
+    assert out.is_cuda and tuple(out.shape) == (4, 17, 64, 48)
+    with torch.no_grad():
+        ref = model.cuda()(x)
+    assert (out - ref).abs().max() < 2e-2 * ref.abs().max()
+
+
+def test_tensorrt_module_imports_without_tensorrt():
+    import posefw.engines.tensorrt_engine as trt_engine
+
+    assert trt_engine.TensorRTEngine.name == "tensorrt"

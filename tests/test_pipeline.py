@@ -1,0 +1,92 @@
+"""The pipeline end to end on real COCO images: batching, chunking, flip test, bad boxes, eval, predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import posefw
+import posefw.coco
+from posefw.cli import main
+from posefw.pipeline import Pipeline, flip_back
+
+pytest.importorskip("cv2")
+
+
+def _oracle(coco_mini, **kw):
+    return posefw.create_engine("oracle", annotations=str(coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"), **kw)
+
+
+def test_bad_boxes_never_lose_the_others(coco_mini):
+    from posefw.preprocess import read_image
+
+    img = read_image(coco_mini / "images" / "val2017" / "000000196141.jpg")
+    persons = posefw.coco.load_persons(coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json")
+    good = persons.boxes[persons.image_ids == 196141]
+    boxes = np.concatenate([good[:1], [[10, 10, 0, 50], [1e5, 1e5, 10, 10], [np.nan, 0, 5, 5]], good[1:]])
+    pipe = Pipeline(_oracle(coco_mini), posefw.create_decoder("numpy-cpu"))
+    (res,) = pipe([img], [boxes], image_ids=[196141])
+    assert res.valid.tolist() == [True, False, False, False] + [True] * (len(good) - 1)
+    assert any("box 1" in e for e in res.errors) and any("outside" in e for e in res.errors)
+    assert np.isnan(res.keypoints[1:4]).all()
+    assert np.isfinite(res.scores[res.valid]).all()
+
+
+def test_chunking_and_flip_agree(coco_mini):
+    from posefw.preprocess import read_image
+
+    persons = posefw.coco.load_persons(coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json")
+    ids = [350679, 217285]  # 9 and 13 persons: one call across two frames, chunked by max_batch 4
+    imgs = [read_image(coco_mini / "images" / "val2017" / f"{i:012d}.jpg") for i in ids]
+    boxes = [persons.boxes[persons.image_ids == i] for i in ids]
+    dec = posefw.create_decoder("numpy-cpu")
+    small = Pipeline(_oracle(coco_mini, max_batch=4), dec)([*imgs], boxes, image_ids=ids)
+    big = Pipeline(_oracle(coco_mini), dec)([*imgs], boxes, image_ids=ids)
+    flip = Pipeline(_oracle(coco_mini, max_batch=4), dec, flip_test=True)([*imgs], boxes, image_ids=ids)
+    for a, b, c in zip(small, big, flip):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        # mirrored oracle heatmaps averaged back equal the plain ones
+        np.testing.assert_allclose(c.keypoints, b.keypoints, atol=1e-3)
+
+
+def test_flip_back_swaps_pairs_and_mirrors():
+    hm = np.zeros((1, 17, 64, 48), np.float32)
+    hm[0, 1, 10, 5] = 1  # left eye near the left edge
+    out = flip_back(hm)
+    assert out[0, 2, 10, 42] == 1 and out[0, 1].sum() == 0
+
+
+def test_eval_oracle_dark_reaches_098(coco_mini, tmp_path, capsys):
+    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
+    scores = {}
+    for alg in ("dark", "argmax"):
+        out = tmp_path / f"{alg}.json"
+        assert main(["eval", "--annotations", str(ann), "--images", str(coco_mini / "images" / "val2017"),
+                     "--engine", "oracle", "--algorithm", alg, "--json", str(out)]) == 0
+        scores[alg] = json.loads(out.read_text())["stats"]["AP"]
+    assert scores["dark"] >= 0.98, scores
+    assert json.loads(out.read_text())["instances"] == 80
+
+
+def test_predict_writes_png_with_random_weights(coco_mini, tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2")
+    pytest.importorskip("torch")
+    (tmp_path / "boxes.json").write_text(json.dumps([[231, 52, 180, 290], [0, 0, -1, 5]]))
+    out = tmp_path / "vis.png"
+    rc = main(["predict", str(coco_mini / "images" / "val2017" / "000000000785.jpg"), "--boxes", str(tmp_path / "boxes.json"),
+               "--out", str(out), "--json", str(tmp_path / "kp.json"), "--device", "cpu"])
+    assert rc == 0
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[2] == 3
+    data = json.loads((tmp_path / "kp.json").read_text())
+    assert data["weights"] == "random weights" and len(data["errors"]) == 1
+    assert "random weights" in capsys.readouterr().out
+
+
+def test_predict_unreadable_image(tmp_path, capsys):
+    (tmp_path / "b.json").write_text("[[0, 0, 10, 10]]")
+    (tmp_path / "x.jpg").write_bytes(b"not an image")
+    assert main(["predict", str(tmp_path / "x.jpg"), "--boxes", str(tmp_path / "b.json"), "--out", str(tmp_path / "o.png")]) == 2
+    assert "could not be decoded" in capsys.readouterr().err
