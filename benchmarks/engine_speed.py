@@ -10,7 +10,6 @@ import argparse
 import json
 
 import torch
-
 from posefw.benchmarks.timing import device_time
 
 GFLOP_PER_IMAGE = 37.0  # ViTPose-B at 256x192, torch flop counter (shared/device/README.md)

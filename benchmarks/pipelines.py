@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from posefw.benchmarks.timing import Stats, host_time
 
 import posefw
-from posefw.benchmarks.timing import Stats, host_time
 
 FULL_DECODERS = ("cupy-full", "numba-full", "torch-full")
 
