@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     ceiling = matmul_ceiling_tflops()
     rows = []
     for variant in a.variants.split(","):
-        eng = TorchEngine(precision="fp16", device="cuda", cuda_graph=True, compile=variant.startswith("compile"))
+        mode = {"eager-graph": False, "compile-graph": True, "compile-max-graph": "max-autotune-no-cudagraphs"}[variant]
+        eng = TorchEngine(precision="fp16", device="cuda", cuda_graph=True, compile=mode)
         gflop = model_gflop(eng)
         for b in (int(x) for x in a.batches.split(",")):
             x = torch.randn(b, 3, 256, 192, device="cuda", dtype=torch.float16)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from posefw import hookimpl
-from posefw.arrays import to_numpy
+from posefw.arrays import framework, to_numpy
 from posefw.decoder import Decoder, DecodeResult, check_boxes
 
 from .cuda_arrays import empty_like_framework
@@ -23,24 +23,37 @@ from .numpy_cpu import dark_step, finish, udp_step
 
 def finish_on_host(parts: np.ndarray, algorithm: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-keypoint GPU output (M, 9) -> heatmap-pixel keypoints (M, 2) and scores (M,)."""
-    score, x, y, code = parts[:, 0].copy(), parts[:, 1], parts[:, 2], parts[:, 3].astype(np.int64)
-    d = parts[:, 4:9]
-    out = np.stack([x, y], axis=1).astype(np.float32)
+    score = parts[:, 0].copy()
+    code = parts[:, 3]
+    x, y = parts[:, 1], parts[:, 2]
+    if algorithm == "dark-udp":
+        out = udp_step(x, y, parts[:, 4:9])
+    elif algorithm == "dark":
+        out = dark_step(x, y, parts[:, 4:9])
+    else:
+        out = parts[:, 1:3] + np.sign(parts[:, 4:6]) * np.float32(0.25)
+    keep = code != CODE_REFINE  # argmax kept as is (classic DARK at the border)
+    out[keep] = parts[keep, 1:3]
     out[code == CODE_SKIP] = -1.0
-    r = np.flatnonzero(code == CODE_REFINE)
-    if r.size:
-        xi, yi = x[r].astype(np.int64), y[r].astype(np.int64)
-        if algorithm == "dark-udp":
-            out[r] = udp_step(xi, yi, d[r])
-        elif algorithm == "dark":
-            out[r] = dark_step(xi, yi, d[r])
-        else:
-            out[r, 0] += np.sign(d[r, 0]).astype(np.float32) * np.float32(0.25)
-            out[r, 1] += np.sign(d[r, 1]).astype(np.float32) * np.float32(0.25)
     bad = code == CODE_NONFINITE
     out[bad] = np.nan
     score[bad] = np.nan
     return out, score
+
+
+def _host_boxes(centers: Any, scales: Any, n: int):
+    """Boxes on the host; device tensors come over in one copy (one sync) rather than two."""
+    if centers is None and scales is None:
+        return None
+    if framework(centers) == "torch" and framework(scales) == "torch" and centers.is_cuda and scales.is_cuda:
+        import torch
+
+        if tuple(centers.shape) != (n, 2) or tuple(scales.shape) != (n, 2):
+            raise ValueError(f"centers/scales: expected shape ({n}, 2), got {tuple(centers.shape)} / {tuple(scales.shape)}")
+        both = torch.cat([centers, scales], 1).double().cpu().numpy()
+        centers, scales = both[:, :2], both[:, 2:]
+    return check_boxes(to_numpy(centers) if centers is not None else None,
+                       to_numpy(scales) if scales is not None else None, n)
 
 
 class CupyPartialDecoder(Decoder):
@@ -52,11 +65,7 @@ class CupyPartialDecoder(Decoder):
         return cupy_unavailable()
 
     def decode(self, heatmaps: Any, centers: Any = None, scales: Any = None, *, stream: Any = None) -> DecodeResult:
-        boxes = None
-        if centers is not None or scales is not None:
-            boxes = check_boxes(to_numpy(centers) if centers is not None else None,
-                                to_numpy(scales) if scales is not None else None,
-                                int(heatmaps.shape[0]) if hasattr(heatmaps, "shape") else 0)
+        boxes = _host_boxes(centers, scales, int(heatmaps.shape[0]) if hasattr(heatmaps, "shape") else 0)
         call = Launch(heatmaps, None, None, stream)
         n, k = call.n, call.k
         if n == 0:

@@ -71,16 +71,30 @@ def build_kernel(ksize: int, threads: int):  # noqa: C901 - one kernel, kept in 
         bi = int32(2147483647)
         bad = int32(0)
         # Four independent loads in flight per step (a dependent load per iteration would
-        # serialize HBM latency); compared in index order to keep the first-maximum rule.
+        # serialize HBM latency), compared in index order to keep the first-maximum rule.
+        # Row and column advance incrementally: numba's integer // and % are 64-bit and slow.
         ninf = float32(-math.inf)
+        dr = threads // w
+        dc = threads - dr * w
+        r0 = tid // w
+        c0 = tid - r0 * w
         for i0 in range(tid, hw, 4 * threads):
             i1 = i0 + threads
             i2 = i1 + threads
             i3 = i2 + threads
-            v0 = float32(m[i0 // w, i0 % w])
-            v1 = float32(m[i1 // w, i1 % w]) if i1 < hw else ninf
-            v2 = float32(m[i2 // w, i2 % w]) if i2 < hw else ninf
-            v3 = float32(m[i3 // w, i3 % w]) if i3 < hw else ninf
+            r1, c1 = r0 + dr, c0 + dc
+            if c1 >= w:
+                r1, c1 = r1 + 1, c1 - w
+            r2, c2 = r1 + dr, c1 + dc
+            if c2 >= w:
+                r2, c2 = r2 + 1, c2 - w
+            r3, c3 = r2 + dr, c2 + dc
+            if c3 >= w:
+                r3, c3 = r3 + 1, c3 - w
+            v0 = float32(m[r0, c0])
+            v1 = float32(m[r1, c1]) if i1 < hw else ninf
+            v2 = float32(m[r2, c2]) if i2 < hw else ninf
+            v3 = float32(m[r3, c3]) if i3 < hw else ninf
             if not (math.isfinite(v0) and (i1 >= hw or math.isfinite(v1)) and (i2 >= hw or math.isfinite(v2))
                     and (i3 >= hw or math.isfinite(v3))):
                 bad = 1
@@ -96,6 +110,9 @@ def build_kernel(ksize: int, threads: int):  # noqa: C901 - one kernel, kept in 
             if v3 > bv:
                 bv = v3
                 bi = i3
+            r0, c0 = r3 + dr, c3 + dc
+            if c0 >= w:
+                r0, c0 = r0 + 1, c0 - w
         s_val[tid] = bv
         s_idx[tid] = bi
         s_bad[tid] = bad

@@ -132,35 +132,36 @@ def _full_blur_max(maps: np.ndarray, g: np.ndarray) -> np.ndarray:
     return blurred.reshape(m, -1).max(axis=1)
 
 
+def _apply(x: np.ndarray, y: np.ndarray, ox: np.ndarray, oy: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """(x, y) as float32, minus the float32 offsets where ``ok`` (float32 subtraction, like mmpose)."""
+    out = np.empty((x.shape[0], 2), np.float32)
+    out[:, 0] = x
+    out[:, 1] = y
+    out[:, 0] -= np.where(ok, ox, 0.0).astype(np.float32)
+    out[:, 1] -= np.where(ok, oy, 0.0).astype(np.float32)
+    return out
+
+
 def udp_step(x: np.ndarray, y: np.ndarray, d: np.ndarray) -> np.ndarray:
     """(x, y) - inv(H + eps*I) @ grad, solved in float64; a singular system keeps the argmax."""
-    dx, dy, dxx, dxy, dyy = (d[:, i].astype(np.float64) for i in range(5))
+    dx, dy, dxx, dxy, dyy = d.astype(np.float64).T
     a, c = dxx + EPS32, dyy + EPS32
     det = a * c - dxy * dxy
     with np.errstate(divide="ignore", invalid="ignore"):
         ox = (c * dx - dxy * dy) / det
         oy = (a * dy - dxy * dx) / det
-    ok = (det != 0) & np.isfinite(ox) & np.isfinite(oy)
-    out = np.stack([x, y], axis=1).astype(np.float32)
-    out[ok, 0] -= ox[ok].astype(np.float32)
-    out[ok, 1] -= oy[ok].astype(np.float32)
-    return out
+    return _apply(x, y, ox, oy, (det != 0) & np.isfinite(ox) & np.isfinite(oy))
 
 
 def dark_step(x: np.ndarray, y: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """(x, y) - inv(H) @ grad where det(H) != 0 (mmpose's ``_taylor``)."""
-    dx, dy, dxx, dxy, dyy = (d[:, i] for i in range(5))
-    det32 = dxx * dyy - dxy * dxy  # mmpose tests singularity in float32
-    dx, dy, dxx, dxy, dyy = (v.astype(np.float64) for v in (dx, dy, dxx, dxy, dyy))
+    """(x, y) - inv(H) @ grad where det(H) != 0 (mmpose's ``_taylor``, which tests det in float32)."""
+    det32 = d[:, 2] * d[:, 4] - d[:, 3] * d[:, 3]
+    dx, dy, dxx, dxy, dyy = d.astype(np.float64).T
     det = dxx * dyy - dxy * dxy
     with np.errstate(divide="ignore", invalid="ignore"):
         ox = (dyy * dx - dxy * dy) / det
         oy = (dxx * dy - dxy * dx) / det
-    ok = (det32 != 0) & np.isfinite(ox) & np.isfinite(oy)
-    out = np.stack([x, y], axis=1).astype(np.float32)
-    out[ok, 0] -= ox[ok].astype(np.float32)
-    out[ok, 1] -= oy[ok].astype(np.float32)
-    return out
+    return _apply(x, y, ox, oy, (det32 != 0) & np.isfinite(ox) & np.isfinite(oy))
 
 
 def dark_interior(x: np.ndarray, y: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -229,13 +229,13 @@ def _print(console, result: dict[str, Any]) -> None:
     title = (f"posefw bench - {env.get('device', 'CPU ' + env['cpu'])} - {result['model']} ({result['weights']}) - "
              f"engine {result['engine'].get('engine')} {result['engine'].get('precision', '')}")
     t = Table(title=title)
-    for col in ("pipeline", "batch", "mean ± std ms", "p50 ms", "p99 ms", "img/s", "vs engine", "vs cpu-post"):
-        t.add_column(col, justify="right" if col != "pipeline" else "left")
+    for col in ("pipeline", "batch", "mean ms", "std", "p50 ms", "p99 ms", "img/s", "vs engine", "vs cpu-post"):
+        t.add_column(col, justify="right" if col != "pipeline" else "left", no_wrap=True)
     for r in result["pipelines"]:
         if "error" in r:
-            t.add_row(r["pipeline"], str(r["batch"]), f"[red]{r['error'][:80]}[/red]", "", "", "", "", "")
+            t.add_row(r["pipeline"], str(r["batch"]), f"[red]{r['error'][:80]}[/red]", "", "", "", "", "", "")
             continue
-        t.add_row(r["pipeline"], str(r["batch"]), f"{r['mean_ms']:.3f} ± {r['std_ms']:.3f}", f"{r['p50_ms']:.3f}",
+        t.add_row(r["pipeline"], str(r["batch"]), f"{r['mean_ms']:.3f}", f"{r['std_ms']:.3f}", f"{r['p50_ms']:.3f}",
                   f"{r['p99_ms']:.3f}", f"{r['qps']:.0f}", _pct(r.get("vs_engine")), _pct(r.get("vs_cpu_post")))
     console.print(t)
     if result["decoders"]:
