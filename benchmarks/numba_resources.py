@@ -1,0 +1,26 @@
+"""Register and shared-memory use of numba-full's kernel on this GPU (for docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda
+
+from posefw.plugins.numba_kernels import build_kernel
+
+
+def main() -> None:
+    kern = build_kernel(11, 128)
+    hm = cuda.to_device(np.random.rand(2, 17, 64, 48).astype(np.float32))
+    kp, sc = cuda.device_array((2, 17, 2), np.float32), cuda.device_array((2, 17), np.float32)
+    dummy = cuda.to_device(np.zeros((1, 2), np.float32))
+    parts = cuda.device_array((1, 9), np.float32)
+    kern[34, 128](hm, 0, 0, kp, sc, parts, dummy, dummy, False)
+    cuda.synchronize()
+    for sig, k in kern.overloads.items():
+        print("numba-full kernel:", "registers", k.get_regs_usage() if hasattr(k, "get_regs_usage") else "?",
+              "local bytes", k.get_local_mem_per_thread() if hasattr(k, "get_local_mem_per_thread") else "?",
+              "shared bytes", k.get_shared_mem_per_block() if hasattr(k, "get_shared_mem_per_block") else "?")
+
+
+if __name__ == "__main__":
+    main()
