@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
     from posefw.benchmarks import pipelines as pl
     from posefw.testing import cuda_reason
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=150)
     why = cuda_reason()
     cuda = why is None
     cfg, eopts = resolve(args, cuda)
