@@ -60,16 +60,21 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_json(path: str, option: str):
+    """Parse a JSON file named by a command-line option, with errors that name the option."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{option}: file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option}: {path} is not valid JSON: {exc}") from None
+
+
 def _read_boxes(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """boxes.json: a list of [x, y, w, h] (one per heatmap row) or {"centers": .., "scales": ..}."""
     from posefw.transforms import box_to_center_scale
 
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--boxes: file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--boxes: {path} is not valid JSON: {exc}") from None
+    data = load_json(path, "--boxes")
     if isinstance(data, dict):
         if set(data) != {"centers", "scales"}:
             raise ValueError(f"--boxes: an object must have exactly 'centers' and 'scales', got {sorted(data)}")

@@ -90,12 +90,9 @@ def _pipeline(args: argparse.Namespace):
 
 def _read_boxes(path: str, image: str | None = None) -> np.ndarray:
     """[x, y, w, h] boxes; COCO detections are filtered to the image's id (its file stem)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--boxes: file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--boxes: {path} is not valid JSON: {exc}") from None
+    from posefw.cli import load_json
+
+    data = load_json(path, "--boxes")
     if data and isinstance(data[0], dict):
         stem = Path(image).stem if image else ""
         if stem.isdigit() and all("image_id" in d for d in data):
@@ -166,7 +163,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     console = Console()
     persons = load_persons(args.annotations)
     if args.detections:
-        dets = json.loads(Path(args.detections).read_text())
+        from posefw.cli import load_json
+
+        dets = load_json(args.detections, "--detections")
         dets = [d for d in dets if d.get("category_id", 1) == 1 and d.get("score", 1.0) >= args.det_threshold]
         by_image: dict[int, list] = {}
         for d in dets:
