@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import cuda
-
 from posefw.plugins.numba_kernels import build_kernel
 
 
@@ -16,10 +15,8 @@ def main() -> None:
     parts = cuda.device_array((1, 9), np.float32)
     kern[34, 128](hm, 0, 0, kp, sc, parts, dummy, dummy, False)
     cuda.synchronize()
-    for sig, k in kern.overloads.items():
-        print("numba-full kernel:", "registers", k.get_regs_usage() if hasattr(k, "get_regs_usage") else "?",
-              "local bytes", k.get_local_mem_per_thread() if hasattr(k, "get_local_mem_per_thread") else "?",
-              "shared bytes", k.get_shared_mem_per_block() if hasattr(k, "get_shared_mem_per_block") else "?")
+    print("numba-full kernel: registers", kern.get_regs_usage(), "local bytes/thread", kern.get_local_mem_per_thread(),
+          "shared bytes/block", kern.get_shared_mem_per_block())
 
 
 if __name__ == "__main__":

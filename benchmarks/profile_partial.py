@@ -6,9 +6,9 @@ import cProfile
 import pstats
 
 import torch
+from posefw.conformance.cases import realistic
 
 import posefw
-from posefw.conformance.cases import realistic
 
 
 def main() -> None:
