@@ -37,6 +37,7 @@ __device__ __forceinline__ float load_val(const unsigned short* p, long long o) 
     return f;
 }
 __device__ __forceinline__ int refl(int p, int n) {
+    if (p >= 0 && p < n) return p;
     if (n == 1) return 0;
     int period = 2 * n - 2;
     p %= period; if (p < 0) p += period;

@@ -31,6 +31,8 @@ def build_kernel(ksize: int, threads: int):  # noqa: C901 - one kernel, kept in 
 
     @cuda.jit(device=True)
     def refl(p, n):
+        if p >= 0 and p < n:  # the common case: no 64-bit modulo
+            return p
         if n == 1:
             return 0
         period = 2 * n - 2
