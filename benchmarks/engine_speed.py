@@ -31,6 +31,25 @@ def model_gflop(engine, batch: int = 1) -> float:
     return fc.get_total_flops() / 1e9 / batch
 
 
+def profile_kernels(batch: int = 64) -> None:
+    """Where the time goes: the top CUDA kernels of one eager fp16 pass (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from posefw.engines.torch_engine import TorchEngine
+
+    for cl in (False, True):
+        eng = TorchEngine(precision="fp16", device="cuda", channels_last=cl)
+        x = torch.randn(batch, 3, 256, 192, device="cuda", dtype=torch.float16)
+        for _ in range(3):
+            eng.infer(x)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            eng.infer(x)
+            torch.cuda.synchronize()
+        print(f"--- head channels_last={cl}")
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=60))
+
+
 def main(argv=None) -> int:
     from posefw.engines.torch_engine import TorchEngine
 
@@ -38,12 +57,16 @@ def main(argv=None) -> int:
     p.add_argument("--batches", default="1,64")
     p.add_argument("--variants", default="eager-graph,compile-graph")
     p.add_argument("--json", default=None)
+    p.add_argument("--profile", action="store_true", help="print the top CUDA kernels of one eager fp16 batch-64 pass")
     a = p.parse_args(argv)
+    if a.profile:
+        profile_kernels()
     ceiling = matmul_ceiling_tflops()
     rows = []
     for variant in a.variants.split(","):
-        mode = {"eager-graph": False, "compile-graph": True, "compile-max-graph": "max-autotune-no-cudagraphs"}[variant]
-        eng = TorchEngine(precision="fp16", device="cuda", cuda_graph=True, compile=mode)
+        base = variant.removesuffix("-cl")
+        mode = {"eager-graph": False, "compile-graph": True, "compile-max-graph": "max-autotune-no-cudagraphs"}[base]
+        eng = TorchEngine(precision="fp16", device="cuda", cuda_graph=True, compile=mode, channels_last=variant.endswith("-cl"))
         gflop = model_gflop(eng)
         for b in (int(x) for x in a.batches.split(",")):
             x = torch.randn(b, 3, 256, 192, device="cuda", dtype=torch.float16)

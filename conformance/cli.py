@@ -14,7 +14,8 @@ from posefw.decoder import ALGORITHMS
 
 def add_parser(sub) -> None:
     p = sub.add_parser("conformance", help="check a decoder against the numpy-cpu reference (numeric + COCO AP)")
-    p.add_argument("--decoder", required=True)
+    p.add_argument("--decoder", default=None, help="decoder to check (or use --engines)")
+    p.add_argument("--engines", default=None, help="comma-separated engines to check against torch fp32 instead")
     p.add_argument("--algorithm", action="append", choices=ALGORITHMS, help="repeatable; default: all the decoder supports")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input", choices=("numpy", "torch", "torch-cuda", "cupy"), default="numpy",
@@ -69,9 +70,51 @@ def _cuda() -> bool:
     return cuda_reason() is None
 
 
+def engines_main(args: argparse.Namespace) -> int:
+    """Engine parity: each named engine against torch fp32 with the same weights."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from posefw.conformance import engine_parity
+
+    console = Console()
+    reference = posefw.create_engine("torch", precision="fp32", device="cpu")
+    reports = []
+    for spec in args.engines.split(","):
+        name, _, opt = spec.partition(":")  # e.g. torch:fp16, torch:bf16
+        opts = {"precision": opt} if opt else {}
+        if name == "torch" and opt == "fp16":
+            opts["device"] = "cuda"
+        try:
+            engine = posefw.create_engine(name, **opts)
+            reports.append(engine_parity.run(engine, reference))
+        except Exception as exc:  # noqa: BLE001 - one engine's failure is reported, the rest run
+            reports.append({"engine": {"engine": spec}, "error": f"{type(exc).__name__}: {exc}", "passed": False})
+    table = Table(title="engine parity against torch fp32 (same weights, same crops)")
+    for col in ("engine", "device", "precision", "max abs", "max rel", "keypoints within 0.5 px", "result"):
+        table.add_column(col)
+    for r in reports:
+        e = r["engine"]
+        if "error" in r:
+            table.add_row(e.get("engine", "?"), "", "", "", "", "", f"[red]{r['error'][:90]}[/red]")
+            continue
+        table.add_row(e["engine"], str(e.get("device", "")), str(e.get("precision", "fp32")), f"{r['max_abs_error']:.3g}",
+                      f"{r['max_rel_error']:.3g}", f"{100 * r['keypoints_within_half_px']:.1f}%",
+                      "[green]pass[/green]" if r["passed"] else "[red]FAIL[/red]")
+    console.print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=1, default=str))
+    return 0 if all(r["passed"] for r in reports) else 1
+
+
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
+
+    if args.engines:
+        return engines_main(args)
+    if not args.decoder:
+        raise ValueError("conformance: give --decoder NAME or --engines NAME[,NAME...]")
 
     families = set(args.families.split(",")) if args.families else None
     ann = None if args.no_coco else (args.annotations or str(coco_mini_annotations()))

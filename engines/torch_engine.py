@@ -34,7 +34,7 @@ class TorchEngine(Engine):
 
     def __init__(self, checkpoint: str | None = None, size: str = "b", precision: str = "fp32",
                  device: str | None = None, compile: bool | str = False, cuda_graph: bool = False,
-                 max_batch: int = 64, seed: int = 0, model: Any = None) -> None:
+                 max_batch: int = 64, seed: int = 0, model: Any = None, channels_last: bool = False) -> None:
         import torch
 
         from posefw.models.checkpoints import load_vitpose
@@ -62,6 +62,8 @@ class TorchEngine(Engine):
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         self.torch_device = torch.device(dev)
         self.model = self.model.to(self.torch_device, self.dtype).eval()
+        if channels_last:
+            self.model.channels_last_head()
         # No fp32 casts around LayerNorm here: PyTorch's fused layer_norm already accumulates in fp32
         # for half inputs (the fp16 LayerNorm overflow is TensorRT's decomposed norm, see tensorrt_engine).
         # compile=True uses torch.compile's default mode; a string picks the mode

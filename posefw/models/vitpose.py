@@ -141,9 +141,19 @@ class ViTPose(nn.Module):
         self.cfg = cfg
         self.backbone = ViT(cfg)
         self.keypoint_head = ClassicHead(cfg) if cfg.head == "classic" else SimpleHead(cfg)
+        self.head_channels_last = False
+
+    def channels_last_head(self) -> ViTPose:
+        """Run the convolutional head in NHWC, where cuDNN's fp16 (de)convolutions are fastest."""
+        self.keypoint_head.to(memory_format=torch.channels_last)
+        self.head_channels_last = True
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.keypoint_head(self.backbone(images))
+        feats = self.backbone(images)
+        if self.head_channels_last:
+            feats = feats.contiguous(memory_format=torch.channels_last)
+        return self.keypoint_head(feats)
 
 
 def random_vitpose(size: str = "b", seed: int = 0, **overrides) -> ViTPose:
