@@ -27,7 +27,7 @@ def crops(n: int = 8, seed: int = 0) -> np.ndarray:
     from posefw.data import coco_mini, coco_mini_annotations
 
     ann = coco_mini_annotations()
-    if ann.is_file():
+    if ann.is_file() and (coco_mini() / "images" / "val2017").is_dir():
         from posefw.coco import load_persons
         from posefw.preprocess import crop_cpu, read_image
         from posefw.transforms import box_to_center_scale

@@ -118,7 +118,12 @@ class ClassicHead(nn.Module):
         self.final_layer = nn.Conv2d(c, cfg.num_keypoints, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.final_layer(self.deconv_layers(x))
+        x = self.deconv_layers(x)
+        # The 1x1 conv to K=17 channels as a matmul over channels: cuDNN runs a 17-channel
+        # output in a slow generic kernel (0.47 ms of 6.6 ms at batch 64 on an H100).
+        w = self.final_layer.weight.flatten(1)  # (K, C)
+        y = torch.matmul(x.permute(0, 2, 3, 1), w.t()) + self.final_layer.bias
+        return y.permute(0, 3, 1, 2).contiguous()
 
 
 class SimpleHead(nn.Module):
