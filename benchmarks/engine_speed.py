@@ -33,9 +33,8 @@ def model_gflop(engine, batch: int = 1) -> float:
 
 def profile_kernels(batch: int = 64) -> None:
     """Where the time goes: the top CUDA kernels of one eager fp16 pass (torch.profiler)."""
-    from torch.profiler import ProfilerActivity, profile
-
     from posefw.engines.torch_engine import TorchEngine
+    from torch.profiler import ProfilerActivity, profile
 
     for cl in (False, True):
         eng = TorchEngine(precision="fp16", device="cuda", channels_last=cl)

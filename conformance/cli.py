@@ -72,10 +72,9 @@ def _cuda() -> bool:
 
 def engines_main(args: argparse.Namespace) -> int:
     """Engine parity: each named engine against torch fp32 with the same weights."""
+    from posefw.conformance import engine_parity
     from rich.console import Console
     from rich.table import Table
-
-    from posefw.conformance import engine_parity
 
     console = Console()
     reference = posefw.create_engine("torch", precision="fp32", device="cpu")

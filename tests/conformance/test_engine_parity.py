@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from posefw.conformance import engine_parity
 
 import posefw
-from posefw.conformance import engine_parity
 from posefw.models.vitpose import random_vitpose
 
 torch = pytest.importorskip("torch")
