@@ -30,10 +30,21 @@ def _sync(cuda: bool) -> Callable[[], None] | None:
     return torch.cuda.synchronize
 
 
-def measure(fn: Callable[[int], Any], batch: int, iters: int, warmup: int, cuda: bool) -> dict[str, Any]:
+#: Pipelines that stay on the device: also timed with CUDA events (host jitter excluded).
+DEVICE_RESIDENT = ("engine", "full:")
+
+
+def measure(fn: Callable[[int], Any], batch: int, iters: int, warmup: int, cuda: bool,
+            device_resident: bool = False) -> dict[str, Any]:
     st: Stats = host_time(fn, iters, warmup, sync=_sync(cuda))
     s = st.summary()
     s["qps"] = batch / (s["mean_ms"] * 1e-3)
+    if cuda and device_resident:
+        from posefw.benchmarks.timing import device_time
+
+        dev = device_time(fn, iters, warmup).summary()
+        s["device_median_ms"] = dev["median_ms"]
+        s["device_qps"] = batch / (dev["median_ms"] * 1e-3)
     return s
 
 

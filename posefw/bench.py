@@ -154,7 +154,8 @@ def main(args: argparse.Namespace) -> int:
                     row: dict[str, Any] = {"pipeline": label, "batch": b}
                     try:
                         fn = make(b)
-                        row.update(pl.measure(fn, b, cfg.bench.iterations, cfg.bench.warmup, cuda))
+                        resident = name == "engine" or name.startswith("full:")
+                        row.update(pl.measure(fn, b, cfg.bench.iterations, cfg.bench.warmup, cuda, resident))
                     except Exception as exc:  # noqa: BLE001 - one failed configuration is reported, the rest run
                         row["error"] = f"{type(exc).__name__}: {exc}"
                     rows.append(row)
@@ -185,6 +186,9 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
             ref = by.get((base, r["batch"]))
             if ref and "qps" in ref:
                 r[key] = r["qps"] / ref["qps"]
+        ref = by.get(("engine", r["batch"]))
+        if "device_qps" in r and ref and "device_qps" in ref:
+            r["vs_engine_device"] = r["device_qps"] / ref["device_qps"]
 
 
 def _decoders(cfg: Config, cuda: bool, console, algorithm: str) -> list[dict[str, Any]]:
@@ -230,14 +234,16 @@ def _print(console, result: dict[str, Any]) -> None:
     title = (f"posefw bench - {env.get('device', 'CPU ' + env['cpu'])} - {result['model']} ({result['weights']}) - "
              f"engine {result['engine'].get('engine')} {result['engine'].get('precision', '')}")
     t = Table(title=title)
-    for col in ("pipeline", "batch", "mean ms", "std", "p50 ms", "p99 ms", "img/s", "vs engine", "vs cpu-post"):
+    for col in ("pipeline", "batch", "mean ms", "std", "p50 ms", "p99 ms", "img/s", "vs engine", "vs cpu-post",
+                "device ms", "vs engine (device)"):
         t.add_column(col, justify="right" if col != "pipeline" else "left", no_wrap=True)
     for r in result["pipelines"]:
         if "error" in r:
-            t.add_row(r["pipeline"], str(r["batch"]), f"[red]{r['error'][:80]}[/red]", "", "", "", "", "", "")
+            t.add_row(r["pipeline"], str(r["batch"]), f"[red]{r['error'][:80]}[/red]", "", "", "", "", "", "", "", "")
             continue
         t.add_row(r["pipeline"], str(r["batch"]), f"{r['mean_ms']:.3f}", f"{r['std_ms']:.3f}", f"{r['p50_ms']:.3f}",
-                  f"{r['p99_ms']:.3f}", f"{r['qps']:.0f}", _pct(r.get("vs_engine")), _pct(r.get("vs_cpu_post")))
+                  f"{r['p99_ms']:.3f}", f"{r['qps']:.0f}", _pct(r.get("vs_engine")), _pct(r.get("vs_cpu_post")),
+                  f"{r['device_median_ms']:.3f}" if "device_median_ms" in r else "", _pct(r.get("vs_engine_device")))
     console.print(t)
     if result["decoders"]:
         d = Table(title="decoders alone (median per call; device time from CUDA events / graph replay on GPU)")
