@@ -121,7 +121,9 @@ def test_example_plugin_installs_and_is_found(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(EXAMPLE)], check=True)
     code = ("import posefw, json; print(json.dumps({i.name: [i.status, i.provider] for i in posefw.available_decoders()}))")
-    env = {**__import__("os").environ, "PYTHONPATH": str(target)}
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(target), os.environ.get("PYTHONPATH", "")) if p)}
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
     found = __import__("json").loads(out.strip().splitlines()[-1])
     assert found["example-argmax"] == ["available", "posefw-example-decoder"]
