@@ -42,6 +42,26 @@ def build_kernel(ksize: int, threads: int):  # noqa: C901 - one kernel, kept in 
         return period - p if p >= n else p
 
     @cuda.jit(device=True)
+    def load_next(m, r, c, i, hw, dr, dc, w):
+        """The value at flat index i (or -inf past the end) and the position one stride on."""
+        v = float32(m[r, c]) if i < hw else float32(-math.inf)
+        r, c = r + dr, c + dc
+        if c >= w:
+            r, c = r + 1, c - w
+        return v, r, c
+
+    @cuda.jit(device=True)
+    def nonfinite(v, i, hw):
+        return int32(1) if (i < hw and not math.isfinite(v)) else int32(0)
+
+    @cuda.jit(device=True)
+    def better(v, i, bv, bi):
+        """Strictly greater wins: indices arrive in increasing order, so ties keep the first."""
+        if v > bv:
+            return v, int32(i)
+        return bv, bi
+
+    @cuda.jit(device=True)
     def hpass(m, r, c, h, w, zero):
         acc = float32(0.0)
         for j in range(ksize):
@@ -72,49 +92,34 @@ def build_kernel(ksize: int, threads: int):  # noqa: C901 - one kernel, kept in 
         bv = float32(-math.inf)
         bi = int32(2147483647)
         bad = int32(0)
-        # Four independent loads in flight per step (a dependent load per iteration would
+        # Eight independent loads in flight per step (a dependent load per iteration would
         # serialize HBM latency), compared in index order to keep the first-maximum rule.
         # Row and column advance incrementally: numba's integer // and % are 64-bit and slow.
-        ninf = float32(-math.inf)
         dr = threads // w
         dc = threads - dr * w
-        r0 = tid // w
-        c0 = tid - r0 * w
-        for i0 in range(tid, hw, 4 * threads):
-            i1 = i0 + threads
-            i2 = i1 + threads
-            i3 = i2 + threads
-            r1, c1 = r0 + dr, c0 + dc
-            if c1 >= w:
-                r1, c1 = r1 + 1, c1 - w
-            r2, c2 = r1 + dr, c1 + dc
-            if c2 >= w:
-                r2, c2 = r2 + 1, c2 - w
-            r3, c3 = r2 + dr, c2 + dc
-            if c3 >= w:
-                r3, c3 = r3 + 1, c3 - w
-            v0 = float32(m[r0, c0])
-            v1 = float32(m[r1, c1]) if i1 < hw else ninf
-            v2 = float32(m[r2, c2]) if i2 < hw else ninf
-            v3 = float32(m[r3, c3]) if i3 < hw else ninf
-            if not (math.isfinite(v0) and (i1 >= hw or math.isfinite(v1)) and (i2 >= hw or math.isfinite(v2))
-                    and (i3 >= hw or math.isfinite(v3))):
-                bad = 1
-            if v0 > bv:
-                bv = v0
-                bi = i0
-            if v1 > bv:
-                bv = v1
-                bi = i1
-            if v2 > bv:
-                bv = v2
-                bi = i2
-            if v3 > bv:
-                bv = v3
-                bi = i3
-            r0, c0 = r3 + dr, c3 + dc
-            if c0 >= w:
-                r0, c0 = r0 + 1, c0 - w
+        r = tid // w
+        c = tid - r * w
+        for i0 in range(tid, hw, 8 * threads):
+            v0, r, c = load_next(m, r, c, i0, hw, dr, dc, w)
+            v1, r, c = load_next(m, r, c, i0 + threads, hw, dr, dc, w)
+            v2, r, c = load_next(m, r, c, i0 + 2 * threads, hw, dr, dc, w)
+            v3, r, c = load_next(m, r, c, i0 + 3 * threads, hw, dr, dc, w)
+            v4, r, c = load_next(m, r, c, i0 + 4 * threads, hw, dr, dc, w)
+            v5, r, c = load_next(m, r, c, i0 + 5 * threads, hw, dr, dc, w)
+            v6, r, c = load_next(m, r, c, i0 + 6 * threads, hw, dr, dc, w)
+            v7, r, c = load_next(m, r, c, i0 + 7 * threads, hw, dr, dc, w)
+            bad |= nonfinite(v0, i0, hw) | nonfinite(v1, i0 + threads, hw) | nonfinite(v2, i0 + 2 * threads, hw) \
+                | nonfinite(v3, i0 + 3 * threads, hw) | nonfinite(v4, i0 + 4 * threads, hw) \
+                | nonfinite(v5, i0 + 5 * threads, hw) | nonfinite(v6, i0 + 6 * threads, hw) \
+                | nonfinite(v7, i0 + 7 * threads, hw)
+            bv, bi = better(v0, i0, bv, bi)
+            bv, bi = better(v1, i0 + threads, bv, bi)
+            bv, bi = better(v2, i0 + 2 * threads, bv, bi)
+            bv, bi = better(v3, i0 + 3 * threads, bv, bi)
+            bv, bi = better(v4, i0 + 4 * threads, bv, bi)
+            bv, bi = better(v5, i0 + 5 * threads, bv, bi)
+            bv, bi = better(v6, i0 + 6 * threads, bv, bi)
+            bv, bi = better(v7, i0 + 7 * threads, bv, bi)
         s_val[tid] = bv
         s_idx[tid] = bi
         s_bad[tid] = bad
