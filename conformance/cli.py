@@ -74,6 +74,7 @@ def engines_main(args: argparse.Namespace) -> int:
     """Engine parity: each named engine against torch fp32 with the same weights."""
     from posefw.conformance import engine_parity
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -95,7 +96,7 @@ def engines_main(args: argparse.Namespace) -> int:
     for r in reports:
         e = r["engine"]
         if "error" in r:
-            table.add_row(e.get("engine", "?"), "", "", "", "", "", f"[red]{r['error'][:90]}[/red]")
+            table.add_row(e.get("engine", "?"), "", "", "", "", "", f"[red]{escape(r['error'][:90])}[/red]")
             continue
         table.add_row(e["engine"], str(e.get("device", "")), str(e.get("precision", "fp32")), f"{r['max_abs_error']:.3g}",
                       f"{r['max_rel_error']:.3g}", f"{100 * r['keypoints_within_half_px']:.1f}%",
@@ -108,6 +109,7 @@ def engines_main(args: argparse.Namespace) -> int:
 
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     if args.engines:
@@ -128,7 +130,8 @@ def main(args: argparse.Namespace) -> int:
         if r["passed"] and r["check"] not in ("keypoints", "transform"):
             continue
         res = "[green]pass[/green]" if r["passed"] else "[red]FAIL[/red]"
-        table.add_row(r["case"], r["algorithm"], r["check"], res, str(r["checked"]), f"{r['max_error_px']:.2e}", r["message"])
+        table.add_row(r["case"], r["algorithm"], r["check"], res, str(r["checked"]), f"{r['max_error_px']:.2e}",
+                      escape(r["message"]))
     console.print(table)
     for c in report.get("coco", []):
         t = Table(title=f"COCO AP parity, {c['algorithm']} ({c['instances']} instances of {Path(c['annotations']).name})")

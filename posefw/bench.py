@@ -228,6 +228,7 @@ def _decoders(cfg: Config, cuda: bool, console, algorithm: str) -> list[dict[str
 
 
 def _print(console, result: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     env = result["environment"]
@@ -239,7 +240,7 @@ def _print(console, result: dict[str, Any]) -> None:
         t.add_column(col, justify="right" if col != "pipeline" else "left", no_wrap=True)
     for r in result["pipelines"]:
         if "error" in r:
-            t.add_row(r["pipeline"], str(r["batch"]), f"[red]{r['error'][:80]}[/red]", "", "", "", "", "", "", "", "")
+            t.add_row(r["pipeline"], str(r["batch"]), f"[red]{escape(r['error'][:80])}[/red]", "", "", "", "", "", "", "", "")
             continue
         t.add_row(r["pipeline"], str(r["batch"]), f"{r['mean_ms']:.3f}", f"{r['std_ms']:.3f}", f"{r['p50_ms']:.3f}",
                   f"{r['p99_ms']:.3f}", f"{r['qps']:.0f}", _pct(r.get("vs_engine")), _pct(r.get("vs_cpu_post")),
@@ -251,7 +252,7 @@ def _print(console, result: dict[str, Any]) -> None:
             d.add_column(col)
         for r in sorted(result["decoders"], key=lambda r: r.get("rank", 1e9)):
             d.add_row(str(r.get("rank", "-")), r["decoder"], r["device"], r.get("conformance", "-"),
-                      f"{r['rank_ms']:.4f}" if "rank_ms" in r else "-", r.get("status", ""))
+                      f"{r['rank_ms']:.4f}" if "rank_ms" in r else "-", escape(r.get("status", "")))
         console.print(d)
 
 

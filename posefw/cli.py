@@ -21,9 +21,11 @@ def _console():
 
 
 def _status_text(info) -> str:
+    from rich.markup import escape
+
     if info.status == "available":
         return "[green]available[/green]"
-    return f"[red]{info.status}[/red]: {info.reason}"
+    return f"[red]{info.status}[/red]: {escape(info.reason)}"
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -46,6 +48,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     reg = posefw.get_registry()
@@ -54,7 +57,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for col in ("plugin", "distribution", "status", "provides"):
         table.add_column(col)
     for rec in sorted(reg.plugins.values(), key=lambda r: r.name):
-        status = "[green]ok[/green]" if rec.status == "ok" else f"[red]{rec.status}[/red]: {rec.error}"
+        status = "[green]ok[/green]" if rec.status == "ok" else f"[red]{rec.status}[/red]: {escape(rec.error)}"
         table.add_row(rec.name, rec.dist, status, ", ".join(rec.provides))
     _console().print(table)
     return 0

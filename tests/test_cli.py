@@ -54,3 +54,17 @@ def test_decode_errors_are_clear(tmp_path, capsys):
     assert main(["decode", str(tmp_path / "hm.npy"), "--decoder", "nope", "--out", str(tmp_path / "o.json")]) == 2
     err = capsys.readouterr().err
     assert "unknown decoder 'nope'" in err and "numpy-cpu" in err
+
+
+def test_reasons_keep_their_brackets(capsys):
+    """Rich markup must not eat extras like [gpu] from an unavailable backend's reason."""
+    import posefw
+
+    infos = [i for i in posefw.available_decoders() if i.status == "unavailable" and "[" in i.reason]
+    if not infos:
+        import pytest
+
+        pytest.skip("no unavailable backend with brackets in its reason on this machine")
+    assert main(["decoders", "list"]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "posefw[gpu]" in out.replace("│", "").replace(" ", "") or "[gpu]" in out
