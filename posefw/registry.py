@@ -88,19 +88,21 @@ class Registry:
         for ep in metadata.entry_points(group=GROUP):
             dist = ep.dist.name if getattr(ep, "dist", None) is not None else "unknown"
             key = f"{dist}:{ep.name}"
-            if key in seen or self.pm.get_plugin(ep.name) is not None:
+            if key in seen:  # the same distribution seen twice on sys.path
                 continue
             seen.add(key)
+            # Another distribution may use the same entry-point name: keep both, qualified.
+            name = ep.name if self.pm.get_plugin(ep.name) is None else f"{ep.name}@{dist}"
             third_party = dist.lower() != BUILTIN_DIST
             if ep.name.lower() in disabled or dist.lower() in disabled or ("all" in disabled and third_party):
-                self.plugins[ep.name] = PluginRecord(ep.name, dist, "disabled", "POSEFW_DISABLE_PLUGINS")
+                self.plugins[name] = PluginRecord(name, dist, "disabled", "POSEFW_DISABLE_PLUGINS")
                 continue
             try:
                 module = ep.load()
             except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
-                self._broken(ep.name, dist, exc)
+                self._broken(name, dist, exc)
                 continue
-            self.register(module, name=ep.name, dist=dist)
+            self.register(module, name=name, dist=dist)
 
     def register(self, plugin: Any, name: str | None = None, dist: str = "local") -> str:
         """Register a plugin object or module (what entry points do; also for tests and apps)."""

@@ -83,6 +83,13 @@ def test_same_name_from_two_distributions_names_both(site):
     assert reg.create("decoder", "numpy-cpu")
 
 
+def test_same_entry_point_name_in_two_distributions_keeps_both(site):
+    make_dist(site, "dist-a", "plug", "plug_a", GOOD.format(name="decoder-a"))
+    make_dist(site, "dist-b", "plug", "plug_b", GOOD.format(name="decoder-b"))
+    names = {i.name: i.provider for i in Registry().backends("decoder")}
+    assert names["decoder-a"] == "dist-a" and names["decoder-b"] == "dist-b"
+
+
 def test_disable_switch(site, monkeypatch):
     make_dist(site, "extra-dist", "extra", "extra_mod", GOOD.format(name="extra-decoder"))
     monkeypatch.setenv("POSEFW_DISABLE_PLUGINS", "extra-dist")
