@@ -69,7 +69,7 @@ class Pipeline:
         if len(images) != len(boxes):
             raise ValueError(f"boxes: expected one box array per image ({len(images)}), got {len(boxes)}")
         image_ids = list(range(len(images))) if image_ids is None else list(image_ids)
-        k = 17
+        k = 17  # COCO; resized below if the engine's model has another keypoint count
         results, crops, owners, meta = [], [], [], []
         for f, (img, bx) in enumerate(zip(images, boxes)):
             bx = np.asarray(bx, np.float64).reshape(-1, 4)
@@ -97,6 +97,11 @@ class Pipeline:
             kps.append(kp)
             scs.append(sc)
         kp, sc = np.concatenate(kps), np.concatenate(scs)
+        if kp.shape[1] != k:  # a model with another keypoint count: size the results to it
+            for r in results:
+                n = len(r.valid)
+                r.keypoints = np.full((n, kp.shape[1], 2), np.nan, np.float32)
+                r.scores = np.full((n, kp.shape[1]), np.nan, np.float32)
         for row, (f, i) in enumerate(owners):
             results[f].keypoints[i], results[f].scores[i] = kp[row], sc[row]
         return results
