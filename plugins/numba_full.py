@@ -20,6 +20,10 @@ from .cuda_arrays import empty_like_framework, stream_pointer
 from .cuda_dark_source import ALGORITHM_CODES
 
 
+DEFAULT_THREADS = 128
+DEFAULT_MAX_REGISTERS: int | None = None
+
+
 def _simulator() -> bool:
     return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
 
@@ -42,6 +46,9 @@ def numba_unavailable() -> str | None:
 class NumbaFullDecoder(Decoder):
     name = "numba-full"
     device = "cuda"
+    #: Block size and register cap: at 72 registers a 128-thread block fits 7 per SM and batch 64
+    #: (1088 blocks) needs a second wave on an H100; see docs/benchmarks.md.
+    options = ("threads", "max_registers")
 
     @classmethod
     def available(cls) -> str | None:
@@ -63,10 +70,10 @@ class NumbaFullDecoder(Decoder):
             fw = "numba"
         else:
             dev_hm = cuda.as_cuda_array(heatmaps.detach() if fw == "torch" else heatmaps)
-        threads = 32 if _simulator() else 128
+        threads = 32 if _simulator() else int(self.opts.get("threads", DEFAULT_THREADS))
         from .numba_kernels import build_kernel
 
-        kern = build_kernel(self.kernel, threads)
+        kern = build_kernel(self.kernel, threads, None if _simulator() else self.opts.get("max_registers", DEFAULT_MAX_REGISTERS))
         has_boxes = centers is not None or scales is not None
         dummy = _scratch(self._dev(heatmaps, fw))
         if has_boxes and is_cuda(centers) and is_cuda(scales) and not _simulator():

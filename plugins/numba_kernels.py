@@ -20,7 +20,7 @@ _DARK_TAPS = np.array([2, 6, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 22], np.int32
 
 
 @functools.lru_cache(maxsize=16)
-def build_kernel(ksize: int, threads: int):  # noqa: C901 - one kernel, kept in one place
+def build_kernel(ksize: int, threads: int, max_registers: int | None = None):  # noqa: C901 - one kernel, kept in one place
     g = gaussian_kernel1d(ksize).copy()
     rad = (ksize - 1) // 2
     hor_size = (2 * rad + 5) * 5
@@ -73,7 +73,9 @@ def build_kernel(ksize: int, threads: int):  # noqa: C901 - one kernel, kept in 
             acc = float32(acc + float32(g[j] * v))
         return acc
 
-    @cuda.jit
+    jit = cuda.jit(max_registers=max_registers) if max_registers else cuda.jit
+
+    @jit
     def decode(hm, algo, mode, kp, sc, parts, centers, scales, has_boxes):
         nk = hm.shape[1]
         h, w = hm.shape[2], hm.shape[3]

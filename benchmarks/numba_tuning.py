@@ -1,0 +1,27 @@
+"""numba-full block size and register cap, timed by graph replay at batch 1 and 64 (GPU machine)."""
+
+from __future__ import annotations
+
+import torch
+
+import posefw
+from posefw.benchmarks.timing import graph_time
+from posefw.conformance.cases import realistic
+
+
+def main() -> None:
+    for threads, regs in ((128, None), (128, 64), (128, 56), (128, 48), (64, None), (64, 56)):
+        dec = posefw.create_decoder("numba-full", threads=threads, max_registers=regs)
+        row = []
+        for b in (1, 64):
+            xs = [torch.from_numpy(realistic(100 + i, n=b)).cuda() for i in range(8)]
+            ms = graph_time(lambda i, xs=xs: dec.decode(xs[i % 8])).median
+            row.append(f"b={b}: {ms * 1e3:6.1f} us")
+        ref = posefw.create_decoder("numpy-cpu").decode(realistic(7, n=8))
+        got = dec.decode(torch.from_numpy(realistic(7, n=8)).cuda()).numpy()
+        same = bool((got.scores == ref.scores).all())
+        print(f"threads={threads:<4} max_registers={regs!s:<5} " + "  ".join(row) + f"  scores identical: {same}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
