@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import torch
+from posefw.conformance.cases import realistic
 
 import posefw
-from posefw.conformance.cases import realistic
 
 
 def main() -> None:

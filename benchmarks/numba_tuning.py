@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-
-import posefw
 from posefw.benchmarks.timing import graph_time
 from posefw.conformance.cases import realistic
+
+import posefw
 
 
 def main() -> None:

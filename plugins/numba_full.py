@@ -19,7 +19,6 @@ from posefw.decoder import Decoder, DecodeResult, check_boxes, check_heatmaps
 from .cuda_arrays import empty_like_framework, stream_pointer
 from .cuda_dark_source import ALGORITHM_CODES
 
-
 DEFAULT_THREADS = 128
 DEFAULT_MAX_REGISTERS: int | None = None
 
