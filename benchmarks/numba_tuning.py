@@ -15,7 +15,7 @@ def main() -> None:
         row = []
         for b in (1, 64):
             xs = [torch.from_numpy(realistic(100 + i, n=b)).cuda() for i in range(8)]
-            ms = graph_time(lambda i, xs=xs: dec.decode(xs[i % 8])).median
+            ms = graph_time(lambda i, xs=xs, dec=dec: dec.decode(xs[i % 8])).median
             row.append(f"b={b}: {ms * 1e3:6.1f} us")
         ref = posefw.create_decoder("numpy-cpu").decode(realistic(7, n=8))
         got = dec.decode(torch.from_numpy(realistic(7, n=8)).cuda()).numpy()
