@@ -57,7 +57,7 @@ def _environment(cuda: bool) -> dict[str, Any]:
             except (OSError, subprocess.SubprocessError):
                 env["driver"] = "unknown"
     except ImportError:
-        pass
+        env["torch"] = None
     for mod in ("cupy", "numba", "onnxruntime", "tensorrt", "polygraphy"):
         try:
             env[mod] = __import__(mod).__version__
