@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from posefw.arrays import framework, is_cuda
-from posefw.decoder import check_boxes, check_heatmaps
+from posefw.decoder import check_boxes, check_device_boxes, check_heatmaps
 
 from .cuda_arrays import DeviceView, check_same_device, device_view, stream_pointer
 from .cuda_dark_source import ALGORITHM_CODES, SMEM_BLUR_MAX_PIXELS, THREADS, source
@@ -68,11 +68,10 @@ class Launch:
         if centers is None and scales is None:
             return 0, 0
         if is_cuda(centers) and is_cuda(scales):
+            check_device_boxes(centers, scales, self.n)
             ptrs = []
             for name, arr in (("centers", centers), ("scales", scales)):
                 v = device_view(arr)
-                if v.shape != (self.n, 2):
-                    raise ValueError(f"{name}: expected shape ({self.n}, 2) to match heatmaps, got {v.shape}")
                 if v.dtype != "float32" or v.strides != (2, 1):
                     raise TypeError(f"{name}: device boxes must be contiguous float32 (N, 2), got {v.dtype} strides {v.strides}")
                 check_same_device(name, v, self.view.device)

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from posefw import hookimpl
-from posefw.arrays import framework, to_numpy
-from posefw.decoder import Decoder, DecodeResult, check_boxes
+from posefw.arrays import framework
+from posefw.decoder import Decoder, DecodeResult, check_boxes, check_device_boxes
 
 from .cuda_arrays import empty_like_framework
 from .cuda_dark_source import CODE_NONFINITE, CODE_REFINE, CODE_SKIP, PARTIAL_WIDTH
@@ -48,12 +48,10 @@ def _host_boxes(centers: Any, scales: Any, n: int):
     if framework(centers) == "torch" and framework(scales) == "torch" and centers.is_cuda and scales.is_cuda:
         import torch
 
-        if tuple(centers.shape) != (n, 2) or tuple(scales.shape) != (n, 2):
-            raise ValueError(f"centers/scales: expected shape ({n}, 2), got {tuple(centers.shape)} / {tuple(scales.shape)}")
+        check_device_boxes(centers, scales, n)
         both = torch.cat([centers, scales], 1).double().cpu().numpy()
         centers, scales = both[:, :2], both[:, 2:]
-    return check_boxes(to_numpy(centers) if centers is not None else None,
-                       to_numpy(scales) if scales is not None else None, n)
+    return check_boxes(centers, scales, n)
 
 
 class CupyPartialDecoder(Decoder):
@@ -65,9 +63,9 @@ class CupyPartialDecoder(Decoder):
         return cupy_unavailable()
 
     def decode(self, heatmaps: Any, centers: Any = None, scales: Any = None, *, stream: Any = None) -> DecodeResult:
-        boxes = _host_boxes(centers, scales, int(heatmaps.shape[0]) if hasattr(heatmaps, "shape") else 0)
         call = Launch(heatmaps, None, None, stream)
         n, k = call.n, call.k
+        boxes = _host_boxes(centers, scales, n)
         if n == 0:
             return DecodeResult(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32))
         parts = empty_like_framework("cupy", (n * k, PARTIAL_WIDTH), call.view.device)

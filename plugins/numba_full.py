@@ -14,7 +14,7 @@ import numpy as np
 
 from posefw import hookimpl
 from posefw.arrays import framework, is_cuda, to_numpy
-from posefw.decoder import Decoder, DecodeResult, check_boxes, check_heatmaps
+from posefw.decoder import Decoder, DecodeResult, check_boxes, check_device_boxes, check_heatmaps
 
 from .cuda_arrays import empty_like_framework, stream_pointer
 from .cuda_dark_source import ALGORITHM_CODES
@@ -74,10 +74,10 @@ class NumbaFullDecoder(Decoder):
 
         kern = build_kernel(self.kernel, threads, None if _simulator() else self.opts.get("max_registers", DEFAULT_MAX_REGISTERS))
         has_boxes = centers is not None or scales is not None
-        dummy = _scratch(self._dev(heatmaps, fw))
+        dev = self._dev(heatmaps, fw)
+        dummy = _scratch(dev)
         if has_boxes and is_cuda(centers) and is_cuda(scales) and not _simulator():
-            if tuple(centers.shape) != (n, 2) or tuple(scales.shape) != (n, 2):
-                raise ValueError(f"centers/scales: expected shape ({n}, 2), got {tuple(centers.shape)} / {tuple(scales.shape)}")
+            check_device_boxes(centers, scales, n)
             dc, ds = cuda.as_cuda_array(centers), cuda.as_cuda_array(scales)
         elif has_boxes:
             c, s = check_boxes(centers, scales, n)
@@ -85,7 +85,6 @@ class NumbaFullDecoder(Decoder):
         else:
             dc = ds = dummy[0]
         out_fw = fw if fw in ("torch", "numba") else "numba"
-        dev = self._dev(heatmaps, fw)
         kp_out = empty_like_framework(out_fw, (n, k, 2), dev)
         sc_out = empty_like_framework(out_fw, (n, k), dev)
         if n:

@@ -13,7 +13,7 @@ import numpy as np
 
 from posefw import hookimpl
 from posefw.arrays import framework, is_cuda
-from posefw.decoder import Decoder, DecodeResult, check_boxes, check_heatmaps
+from posefw.decoder import Decoder, DecodeResult, check_boxes, check_device_boxes, check_heatmaps
 
 
 class TorchFullDecoder(Decoder):
@@ -52,8 +52,7 @@ class TorchFullDecoder(Decoder):
         c = s = None
         if centers is not None or scales is not None:
             if framework(centers) == "torch" and framework(scales) == "torch":
-                if tuple(centers.shape) != (n, 2) or tuple(scales.shape) != (n, 2):
-                    raise ValueError(f"centers/scales: expected shape ({n}, 2), got {tuple(centers.shape)} / {tuple(scales.shape)}")
+                check_device_boxes(centers, scales, n)
                 c, s = centers.to(dev), scales.to(dev)
             else:
                 cc, ss = check_boxes(centers, scales, n)

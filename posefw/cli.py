@@ -73,6 +73,11 @@ def load_json(path: str, option: str):
         raise ValueError(f"{option}: {path} is not valid JSON: {exc}") from None
 
 
+def json_array(a: np.ndarray) -> list:
+    """A float array as nested lists for JSON, NaN written as null."""
+    return np.where(np.isnan(a), None, a).tolist()
+
+
 def _read_boxes(path: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """boxes.json: a list of [x, y, w, h] (one per heatmap row) or {"centers": .., "scales": ..}."""
     from posefw.transforms import box_to_center_scale
@@ -111,8 +116,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
         "algorithm": cfg.algorithm,
         "kernel": cfg.kernel,
         "coordinates": "image" if args.boxes else "heatmap",
-        "keypoints": np.where(np.isnan(result.keypoints), None, result.keypoints).tolist(),
-        "scores": np.where(np.isnan(result.scores), None, result.scores).tolist(),
+        "keypoints": json_array(result.keypoints),
+        "scores": json_array(result.scores),
     }
     Path(args.out).write_text(json.dumps(out))
     _console().print(f"decoded {len(result)} crops x {result.scores.shape[1]} keypoints with {cfg.name} ({cfg.algorithm}) -> {args.out}")

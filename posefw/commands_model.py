@@ -129,6 +129,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import cv2
     from rich.console import Console
 
+    from posefw.cli import json_array
     from posefw.preprocess import read_image
 
     console = Console()
@@ -147,8 +148,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "image": args.image, "weights": engine.weights, "errors": res.errors,
-            "keypoints": np.where(np.isnan(res.keypoints), None, res.keypoints).tolist(),
-            "scores": np.where(np.isnan(res.scores), None, res.scores).tolist()}))
+            "keypoints": json_array(res.keypoints), "scores": json_array(res.scores)}))
     return 0
 
 

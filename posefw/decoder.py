@@ -94,6 +94,14 @@ def check_boxes(centers: Any, scales: Any, n: int) -> tuple[np.ndarray, np.ndarr
     return out[0], out[1]
 
 
+def check_device_boxes(centers: Any, scales: Any, n: int) -> None:
+    """Shape checks for device-resident centers/scales; their values are not read (that would sync)."""
+    for name, arr in (("centers", centers), ("scales", scales)):
+        shape = tuple(int(s) for s in getattr(arr, "shape", ()))
+        if shape != (n, 2):
+            raise ValueError(f"{name}: expected shape ({n}, 2) to match heatmaps, got {shape}")
+
+
 class Decoder:
     """Base class for decoders; plugins may subclass it or follow the same protocol.
 

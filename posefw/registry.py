@@ -92,7 +92,7 @@ class Registry:
                 continue
             seen.add(key)
             # Another distribution may use the same entry-point name: keep both, qualified.
-            name = ep.name if self.pm.get_plugin(ep.name) is None else f"{ep.name}@{dist}"
+            name = ep.name if ep.name not in self.plugins else f"{ep.name}@{dist}"
             third_party = dist.lower() != BUILTIN_DIST
             if ep.name.lower() in disabled or dist.lower() in disabled or ("all" in disabled and third_party):
                 self.plugins[name] = PluginRecord(name, dist, "disabled", "POSEFW_DISABLE_PLUGINS")

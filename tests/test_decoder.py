@@ -66,3 +66,11 @@ def test_any_odd_kernel_decodes(kernel):
 def test_decode_result_numpy_roundtrip():
     res = DEC.decode(HM)
     assert res.numpy().keypoints is res.keypoints and len(res) == 2
+
+
+def test_device_style_boxes_are_shape_checked_per_argument():
+    torch = pytest.importorskip("torch")
+    dec = posefw.create_decoder("torch-full")
+    hm = torch.from_numpy(HM)
+    with pytest.raises(ValueError, match=r"scales: expected shape \(2, 2\) to match heatmaps, got \(3, 2\)"):
+        dec.decode(hm, torch.zeros(2, 2), torch.ones(3, 2))

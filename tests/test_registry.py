@@ -90,6 +90,16 @@ def test_same_entry_point_name_in_two_distributions_keeps_both(site):
     assert names["decoder-a"] == "dist-a" and names["decoder-b"] == "dist-b"
 
 
+def test_disabling_one_of_two_same_named_plugins_keeps_the_other(site, monkeypatch):
+    make_dist(site, "dist-a", "plug", "plug_a", GOOD.format(name="decoder-a"))
+    make_dist(site, "dist-b", "plug", "plug_b", GOOD.format(name="decoder-b"))
+    monkeypatch.setenv("POSEFW_DISABLE_PLUGINS", "dist-a")
+    reg = Registry()
+    by_dist = {r.dist: r.status for r in reg.plugins.values()}
+    assert by_dist["dist-a"] == "disabled" and by_dist["dist-b"] == "ok"
+    assert reg.create("decoder", "decoder-b")
+
+
 def test_disable_switch(site, monkeypatch):
     make_dist(site, "extra-dist", "extra", "extra_mod", GOOD.format(name="extra-decoder"))
     monkeypatch.setenv("POSEFW_DISABLE_PLUGINS", "extra-dist")
