@@ -61,26 +61,34 @@ def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool)
         g = torch.Generator().manual_seed(b)
         return [torch.randn((b, 3, 256, 192), generator=g).to(dev) for _ in range(2)]
 
+    def run_engine(b, post=None):
+        """The engine for one batch size, in one CUDA graph with ``post`` where the engine has runners."""
+        if hasattr(engine, "runner"):
+            return engine.runner(b, post=post)
+        return (lambda t: post(engine.infer(t))) if post else engine.infer
+
     out: dict[str, Callable] = {}
+    reference: list[Any] = []
 
     def eager(b):
         from posefw.engines.torch_engine import TorchEngine
 
-        # Its own model instance (same checkpoint or seed): converting the engine's model would change it.
-        ref = TorchEngine(checkpoint=getattr(engine, "checkpoint", None), size=getattr(engine, "size", "b"),
-                          seed=getattr(engine, "seed", 0), precision="fp32", device=dev)
+        if not reference:
+            # Its own model instance (same checkpoint or seed): converting the engine's model would change it.
+            reference.append(TorchEngine(checkpoint=getattr(engine, "checkpoint", None), size=getattr(engine, "size", "b"),
+                                         seed=getattr(engine, "seed", 0), precision="fp32", device=dev))
         x = images(b)
-        return lambda i: ref.infer(x[i % 2])
+        return lambda i: reference[0].infer(x[i % 2])
 
     def engine_only(b):
         x = images(b)
-        run = engine.runner(b) if hasattr(engine, "runner") else (lambda t: engine.infer(t))
+        run = run_engine(b)
         return lambda i: run(x[i % 2])
 
     def cpu_post(b):
         x = images(b)
         c, s = (v.cpu().numpy() for v in boxes(b))
-        run = engine.runner(b) if hasattr(engine, "runner") else (lambda t: engine.infer(t))
+        run = run_engine(b)
         dec = posefw.create_decoder("numpy-cpu", algorithm=algorithm)
 
         def step(i):
@@ -92,7 +100,7 @@ def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool)
     def partial(b):
         x = images(b)
         c, s = boxes(b)
-        run = engine.runner(b) if hasattr(engine, "runner") else (lambda t: engine.infer(t))
+        run = run_engine(b)
         dec = posefw.create_decoder("cupy-partial", algorithm=algorithm)
         return lambda i: dec.decode(run(x[i % 2]), c, s)
 
@@ -107,10 +115,8 @@ def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool)
                 r = dec.decode(hm, c, s)
                 return r.keypoints, r.scores
 
-            if hasattr(engine, "runner"):
-                run = engine.runner(b, post=post)  # one CUDA graph: model + decoder
-                return lambda i: run(x[i % 2])
-            return lambda i: post(engine.infer(x[i % 2]))
+            run = run_engine(b, post)  # one CUDA graph: model + decoder
+            return lambda i: run(x[i % 2])
         return make
 
     out["pytorch-fp32-eager"] = eager

@@ -131,12 +131,11 @@ def main(args: argparse.Namespace) -> int:
     if too_big:
         raise ValueError(f"batches: {too_big} exceed engine {cfg.engine.name!r}'s maximum batch {max_batch}")
     algorithm = cfg.decoder.algorithm
-    fulls = [full_name] + ([d for d in pl.FULL_DECODERS if d != full_name and reg.backends("decoder") and
-                            any(i.name == d and i.available for i in reg.backends("decoder"))] if cuda else [])
+    usable = {i.name for i in reg.backends("decoder") if i.available}
+    fulls = [full_name] + ([d for d in pl.FULL_DECODERS if d != full_name and d in usable] if cuda else [])
     makers = pl.pipelines(engine, fulls, algorithm, cuda)
     # Engines with optimization profiles (TensorRT) are measured under each profile.
-    profiles = [(None, "")] + [(i, f"[opt{b}]") for i, b in enumerate(getattr(engine, "opt_batches", ()))]
-    profiles = profiles[1:] if len(profiles) > 1 else profiles
+    profiles = [(i, f"[opt{b}]") for i, b in enumerate(getattr(engine, "opt_batches", ()))] or [(None, "")]
     rows: list[dict[str, Any]] = []
     t0 = time.time()
     with Progress(console=console, transient=True) as progress:
@@ -147,8 +146,8 @@ def main(args: argparse.Namespace) -> int:
             for b in cfg.bench.batches:
                 for name, make in makers.items():
                     label = name if name == "pytorch-fp32-eager" else name + suffix
-                    if prof and name == "pytorch-fp32-eager":
-                        progress.advance(task)
+                    if name == "pytorch-fp32-eager" and prof not in (None, profiles[0][0]):
+                        progress.advance(task)  # the PyTorch baseline has no profiles: measured once
                         continue
                     progress.update(task, description=f"{label} b={b}")
                     row: dict[str, Any] = {"pipeline": label, "batch": b}
