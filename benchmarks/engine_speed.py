@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
 import torch
 from posefw.benchmarks.timing import device_time
 
@@ -31,22 +32,49 @@ def model_gflop(engine, batch: int = 1) -> float:
     return fc.get_total_flops() / 1e9 / batch
 
 
-def profile_kernels(batch: int = 64) -> None:
-    """Where the time goes: the top CUDA kernels of one eager fp16 pass (torch.profiler)."""
+def profile_kernels(batch: int = 64, compiled: bool = False, fuse_gelu: bool = False, channels_last: bool = False) -> None:
+    """Where the time goes: the top CUDA kernels of one fp16 pass (torch.profiler; no graph, so
+    the kernels are visible), eager or torch.compile'd."""
     from posefw.engines.torch_engine import TorchEngine
     from torch.profiler import ProfilerActivity, profile
 
-    for cl in (False, True):
-        eng = TorchEngine(precision="fp16", device="cuda", channels_last=cl)
-        x = torch.randn(batch, 3, 256, 192, device="cuda", dtype=torch.float16)
+    eng = TorchEngine(precision="fp16", device="cuda", compile=compiled, fuse_gelu=fuse_gelu, channels_last=channels_last)
+    x = torch.randn(batch, 3, 256, 192, device="cuda", dtype=torch.float16)
+    with torch.inference_mode():
         for _ in range(3):
-            eng.infer(x)
+            eng.forward(x)
         torch.cuda.synchronize()
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            eng.infer(x)
+            eng.forward(x)
             torch.cuda.synchronize()
-        print(f"--- head channels_last={cl}")
-        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=60))
+    print(f"--- compiled={compiled} fuse_gelu={fuse_gelu} channels_last={channels_last} batch {batch}")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
+
+
+def reference_output(batch: int = 64):
+    """Seeded images and the fp32 eager model's heatmaps: what every variant's drift is measured against."""
+    from posefw.models.vitpose import random_vitpose
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, 3, 256, 192, generator=g).cuda()
+    with torch.inference_mode():
+        return x, random_vitpose("b").cuda().eval()(x).float()
+
+
+def output_drift(eng, reference) -> dict:
+    """Heatmap and decoded-keypoint differences of an engine against the fp32 eager model."""
+    import posefw
+
+    x, ref = reference
+    with torch.inference_mode():
+        out = eng.runner(x.shape[0])(x).float().clone()
+    dec = posefw.create_decoder("numpy-cpu")
+    kp_ref = dec.decode(ref.cpu().numpy()).keypoints
+    kp = dec.decode(out.cpu().numpy()).keypoints
+    drift = {"max_abs_heatmap": float((out - ref).abs().max()), "max_kp_px": float(np.nanmax(np.abs(kp - kp_ref))),
+             "kp_within_0_5px": float(np.mean(np.abs(kp - kp_ref).max(-1) <= 0.5))}
+    print(f"    drift vs fp32 eager: {drift}", flush=True)
+    return drift
 
 
 def main(argv=None) -> int:
@@ -57,16 +85,29 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="eager-graph,compile-graph")
     p.add_argument("--json", default=None)
     p.add_argument("--profile", action="store_true", help="print the top CUDA kernels of one eager fp16 batch-64 pass")
+    p.add_argument("--profile-compiled", action="store_true", help="the same for the torch.compile'd model with fuse_gelu")
     a = p.parse_args(argv)
     if a.profile:
         profile_kernels()
+    if a.profile_compiled:
+        profile_kernels(compiled=True, fuse_gelu=True)
     ceiling = matmul_ceiling_tflops()
     rows = []
+    import torch._inductor.config as inductor_config
+
+    reference = reference_output()
+    # FLOPs of the model as published (the flop counter cannot see into the fused custom ops).
+    gflop = model_gflop(TorchEngine(precision="fp16", device="cuda"))
     for variant in a.variants.split(","):
-        base = variant.removesuffix("-cl")
-        mode = {"eager-graph": False, "compile-graph": True, "compile-max-graph": "max-autotune-no-cudagraphs"}[base]
-        eng = TorchEngine(precision="fp16", device="cuda", cuda_graph=True, compile=mode, channels_last=variant.endswith("-cl"))
-        gflop = model_gflop(eng)
+        # Suffixes: -cl channels-last head, -freeze inductor freezing, -fusegelu fc1+GELU in one
+        # cuBLASLt GEMM, -nocudnnsdpa attention without cuDNN's kernel (flash attention 2).
+        flags = variant.split("-")[2:]
+        base = "-".join(variant.split("-")[:2])
+        mode = {"eager-graph": False, "compile-graph": True, "compile-max": "max-autotune-no-cudagraphs"}[base]
+        inductor_config.freezing = "freeze" in flags
+        torch.backends.cuda.enable_cudnn_sdp("nocudnnsdpa" not in flags)
+        eng = TorchEngine(precision="fp16", device="cuda", cuda_graph=True, compile=mode, channels_last="cl" in flags,
+                          fuse_gelu="fusegelu" in flags)
         for b in (int(x) for x in a.batches.split(",")):
             x = torch.randn(b, 3, 256, 192, device="cuda", dtype=torch.float16)
             run = eng.runner(b)
@@ -77,6 +118,9 @@ def main(argv=None) -> int:
                          "gflop_per_image": gflop, "tflops": tflops, "ceiling_tflops": ceiling, "fraction": tflops / ceiling})
             print(f"{variant:>14} b={b:<3} {ms:8.3f} ms  {b / (ms * 1e-3):8.0f} img/s  {tflops:6.1f} TFLOP/s "
                   f"({100 * tflops / ceiling:4.1f}% of {ceiling:.0f})", flush=True)
+        rows[-1].update(output_drift(eng, reference))
+        inductor_config.freezing = False
+        torch.backends.cuda.enable_cudnn_sdp(True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "rows": rows}, f, indent=1)

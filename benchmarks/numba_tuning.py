@@ -1,4 +1,9 @@
-"""numba-full block size and register cap, timed by graph replay at batch 1 and 64 (GPU machine)."""
+"""numba-full block size and register cap, timed by graph replay at batch 1 and 64 (GPU machine).
+
+Batch 64 is 1,088 blocks: whether they fit in one wave depends on registers per thread.
+Batch 1 is 17 blocks on 132 SMs: there only the latency of one block matters, and a larger
+block shortens it. ``python -m posefw.benchmarks.numba_tuning`` prints every combination.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,23 @@ from posefw.conformance.cases import realistic
 
 import posefw
 
+CONFIGS = ((128, None), (128, 56), (128, 48), (256, None), (512, None), (512, 56))
+
 
 def main() -> None:
-    for threads, regs in ((128, None), (128, 64), (128, 56), (128, 48), (64, None), (64, 56)):
-        dec = posefw.create_decoder("numba-full", threads=threads, max_registers=regs)
-        row = []
-        for b in (1, 64):
-            xs = [torch.from_numpy(realistic(100 + i, n=b)).cuda() for i in range(8)]
-            ms = graph_time(lambda i, xs=xs, dec=dec: dec.decode(xs[i % 8])).median
-            row.append(f"b={b}: {ms * 1e3:6.1f} us")
-        ref = posefw.create_decoder("numpy-cpu").decode(realistic(7, n=8))
-        got = dec.decode(torch.from_numpy(realistic(7, n=8)).cuda()).numpy()
-        same = bool((got.scores == ref.scores).all())
-        print(f"threads={threads:<4} max_registers={regs!s:<5} " + "  ".join(row) + f"  scores identical: {same}", flush=True)
+    for algorithm in ("dark-udp", "dark"):
+        for threads, regs in CONFIGS:
+            dec = posefw.create_decoder("numba-full", algorithm=algorithm, threads=threads, max_registers=regs)
+            row = []
+            for b in (1, 64):
+                xs = [torch.from_numpy(realistic(100 + i, n=b)).cuda() for i in range(8)]
+                ms = graph_time(lambda i, xs=xs, dec=dec: dec.decode(xs[i % 8])).median
+                row.append(f"b={b}: {ms * 1e3:6.1f} us")
+            ref = posefw.create_decoder("numpy-cpu", algorithm=algorithm).decode(realistic(7, n=8))
+            got = dec.decode(torch.from_numpy(realistic(7, n=8)).cuda()).numpy()
+            same = bool((got.scores == ref.scores).all())
+            print(f"{algorithm:<9} threads={threads:<4} max_registers={regs!s:<5} " + "  ".join(row)
+                  + f"  scores identical: {same}", flush=True)
 
 
 if __name__ == "__main__":

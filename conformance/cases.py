@@ -113,6 +113,9 @@ def cases(seed: int = 0) -> list[Case]:
     big = realistic(seed + 3, n=4, k=34)
     out.append(Case("non-contiguous", big[:, ::2], seed, "layout", "strided input must be read through its strides"))
     out.append(Case("float16", realistic(seed + 4).astype(np.float16), seed, "dtype", "float16 input"))
+    large = gaussian_maps(rng, 1, 3, 120, 104, margin=4, amplitude=rng.uniform(1.5e-10, 3e-10, (1, 3)))
+    out.append(Case("large-floor-straddle", large, seed, "size",
+                    "a map too large for the shared-memory full blur: the classic-DARK rescale from global memory"))
     return out
 
 

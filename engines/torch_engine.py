@@ -34,7 +34,8 @@ class TorchEngine(Engine):
 
     def __init__(self, checkpoint: str | None = None, size: str = "b", precision: str = "fp32",
                  device: str | None = None, compile: bool | str = False, cuda_graph: bool = False,
-                 max_batch: int = 64, seed: int = 0, model: Any = None, channels_last: bool = False) -> None:
+                 max_batch: int = 64, seed: int = 0, model: Any = None, channels_last: bool = False,
+                 fuse_gelu: bool = False) -> None:
         import torch
 
         from posefw.models.checkpoints import load_vitpose
@@ -64,6 +65,11 @@ class TorchEngine(Engine):
         self.model = self.model.to(self.torch_device, self.dtype).eval()
         if channels_last:
             self.model.channels_last_head()
+        if fuse_gelu:  # opt-in: GELU's tanh form inside the fc1 GEMM (see ViTPose.fuse_gelu)
+            if not hasattr(self.model, "fuse_gelu"):
+                raise ValueError("fuse_gelu: needs posefw's ViTPose module, got " + type(self.model).__name__)
+            self.model.fuse_gelu()
+        self.fuse_gelu = fuse_gelu
         # No fp32 casts around LayerNorm here: PyTorch's fused layer_norm already accumulates in fp32
         # for half inputs (the fp16 LayerNorm overflow is TensorRT's decomposed norm, see tensorrt_engine).
         # compile=True uses torch.compile's default mode; a string picks the mode
@@ -76,7 +82,7 @@ class TorchEngine(Engine):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "device": str(self.torch_device), "precision": self.precision,
-                "compile": self.compiled, "cuda_graph": self.cuda_graph}
+                "compile": self.compiled, "cuda_graph": self.cuda_graph, "fuse_gelu": self.fuse_gelu}
 
     def _to_input(self, batch: Any):
         import torch

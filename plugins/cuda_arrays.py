@@ -61,9 +61,31 @@ def _numba_device(x: Any) -> int:
         return 0
 
 
+def stream_device(stream: Any) -> int | None:
+    """The GPU an explicit stream belongs to, where its framework says (None for a raw handle)."""
+    dev = getattr(stream, "device", None)  # torch.cuda.Stream
+    if getattr(dev, "type", None) == "cuda":
+        return int(dev.index)
+    dev_id = getattr(stream, "device_id", None)  # CuPy Stream / ExternalStream
+    if isinstance(dev_id, int) and dev_id >= 0:
+        return dev_id
+    ctx = getattr(stream, "context", None)  # numba Stream
+    if ctx is not None and hasattr(ctx, "device"):
+        return int(ctx.device.id)
+    return None
+
+
 def stream_pointer(stream: Any, view: DeviceView | None) -> int:
-    """The raw cudaStream_t to launch on: the explicit ``stream`` or the caller's current one."""
+    """The raw cudaStream_t to launch on: the explicit ``stream`` or the caller's current one.
+
+    An explicit stream on another GPU than the heatmaps is refused before anything is launched
+    (a kernel enqueued there would fail with an opaque invalid-handle error, or worse).
+    """
     if stream is not None:
+        sdev = stream_device(stream)
+        if view is not None and sdev is not None and sdev != view.device:
+            raise ValueError(f"stream: is on cuda:{sdev} but heatmaps are on cuda:{view.device}; "
+                             "pass a stream of the heatmaps' device (or none for its current stream)")
         if isinstance(stream, int):
             return stream
         for attr in ("cuda_stream", "ptr"):
@@ -79,7 +101,7 @@ def stream_pointer(stream: Any, view: DeviceView | None) -> int:
         return int(torch.cuda.current_stream(view.device).cuda_stream)
     import cupy
 
-    return int(cupy.cuda.get_current_stream().ptr)
+    return int(cupy.cuda.get_current_stream(view.device if view is not None else None).ptr)
 
 
 def empty_like_framework(fw: str, shape: tuple[int, ...], device: int) -> Any:

@@ -20,14 +20,34 @@ ALGORITHM_CODES = {"dark-udp": 0, "dark": 1, "argmax": 2}
 CODE_SKIP, CODE_REFINE, CODE_KEEP, CODE_NONFINITE = 0, 1, 2, 3
 PARTIAL_WIDTH = 9
 THREADS = 128
-#: Largest H*W whose classic-DARK full blur is staged in shared memory (2 maps of floats, 48 KiB).
-SMEM_BLUR_MAX_PIXELS = 6144
+#: Block size when every heatmap's block gets an SM to itself (small batches): there the time is
+#: one block's latency, which more threads shorten (docs/benchmarks.md, numba_tuning).
+SMALL_GRID_THREADS = 512
+
+
+def block_threads(blocks: int, sm_count: int) -> int:
+    """Threads per heatmap block: 128 for full grids (occupancy), 512 for grids of <= one block per SM."""
+    return SMALL_GRID_THREADS if blocks <= sm_count else THREADS
+#: Shared memory the classic-DARK full blur may take per block (the default dynamic limit).
+SMEM_BLUR_BYTES = 48 * 1024
+
+
+def smem_blur_mode(algorithm: str, h: int, w: int) -> int:
+    """Where the rare classic-DARK full blur runs: 1 = its horizontal pass in shared memory
+    (4*h*w bytes at launch), 0 = all from global memory (maps too large, or not classic DARK).
+
+    Staging the whole map in shared memory as well was measured and gained nothing
+    (``python -m posefw.benchmarks.dark_rescale_modes``, docs/benchmarks.md).
+    """
+    return int(algorithm == "dark" and 4 * h * w <= SMEM_BLUR_BYTES)
+
 
 _SOURCE = r"""
 #define KSIZE __KSIZE__
 #define RAD ((KSIZE - 1) / 2)
 #define THREADS __THREADS__
 #define NWARPS (THREADS / 32)
+#define SEG 8
 __device__ const float GW[KSIZE] = {__WEIGHTS__};
 
 __device__ __forceinline__ float load_val(const float* p, long long o) { return p[o]; }
@@ -77,6 +97,7 @@ __device__ void decode_one(const Map<T>& m, int algo, int mode, long long out_i,
     __shared__ int s_need;
     __shared__ float s_blur[25];
     __shared__ float s_red[NWARPS];
+    __shared__ float s_log[25];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int HW = m.H * m.W;
 
@@ -161,27 +182,45 @@ __device__ void decode_one(const Map<T>& m, int algo, int mode, long long out_i,
         if (s_need) {
             float mx = __int_as_float(0xff800000);
             if (smem_blur) {
-                // Stage the map and its horizontal pass in shared memory (launch gave 2*H*W floats).
-                extern __shared__ float s_dyn[];
-                float* a = s_dyn; float* hb = s_dyn + HW;
-                for (int p = tid; p < HW; p += THREADS) a[p] = m.at(p / m.W, p % m.W);
-                __syncthreads();
-                for (int p = tid; p < HW; p += THREADS) {
-                    int r = p / m.W, c = p % m.W; float acc = 0.f;
-                    for (int j = 0; j < KSIZE; ++j) {
-                        int cc = c + j - RAD;
-                        acc = __fadd_rn(acc, __fmul_rn(GW[j], (cc >= 0 && cc < m.W) ? a[r * m.W + cc] : 0.f));
+                // Horizontal pass into shared memory, then the vertical pass and its maximum.
+                // Each thread blurs SEG neighbours from one register window (SEG + KSIZE - 1
+                // loads for SEG outputs, SEG independent sum chains). Only the maximum leaves
+                // this path, as the rescale factor, so fused multiply-adds are fine here.
+                extern __shared__ float hb[];  // H*W floats, given at launch
+                const int nseg = (m.W + SEG - 1) / SEG;
+                for (int it = tid; it < m.H * nseg; it += THREADS) {
+                    const int r = it / nseg, c0 = (it - r * nseg) * SEG;
+                    float v[SEG + KSIZE - 1];
+                    #pragma unroll
+                    for (int j = 0; j < SEG + KSIZE - 1; ++j) {
+                        const int cc = c0 - RAD + j;
+                        v[j] = (cc >= 0 && cc < m.W) ? m.at(r, cc) : 0.f;
                     }
-                    hb[p] = acc;
+                    #pragma unroll
+                    for (int o = 0; o < SEG; ++o) {
+                        float acc = 0.f;
+                        #pragma unroll
+                        for (int j = 0; j < KSIZE; ++j) acc = __fmaf_rn(GW[j], v[o + j], acc);
+                        if (c0 + o < m.W) hb[r * m.W + c0 + o] = acc;
+                    }
                 }
                 __syncthreads();
-                for (int p = tid; p < HW; p += THREADS) {
-                    int r = p / m.W, c = p % m.W; float acc = 0.f;
-                    for (int i = 0; i < KSIZE; ++i) {
-                        int rr = r + i - RAD;
-                        acc = __fadd_rn(acc, __fmul_rn(GW[i], (rr >= 0 && rr < m.H) ? hb[rr * m.W + c] : 0.f));
+                const int nrs = (m.H + SEG - 1) / SEG;
+                for (int it = tid; it < m.W * nrs; it += THREADS) {
+                    const int rs = it / m.W, c = it - rs * m.W, r0 = rs * SEG;
+                    float v[SEG + KSIZE - 1];
+                    #pragma unroll
+                    for (int j = 0; j < SEG + KSIZE - 1; ++j) {
+                        const int rr = r0 - RAD + j;
+                        v[j] = (rr >= 0 && rr < m.H) ? hb[rr * m.W + c] : 0.f;
                     }
-                    mx = fmaxf(mx, acc);
+                    #pragma unroll
+                    for (int o = 0; o < SEG; ++o) {
+                        float acc = 0.f;
+                        #pragma unroll
+                        for (int j = 0; j < KSIZE; ++j) acc = __fmaf_rn(GW[j], v[o + j], acc);
+                        if (r0 + o < m.H) mx = fmaxf(mx, acc);
+                    }
                 }
             } else {
                 for (int p = tid; p < HW; p += THREADS) {
@@ -201,15 +240,26 @@ __device__ void decode_one(const Map<T>& m, int algo, int mode, long long out_i,
             rescale = s_red[0];
         }
     }
-    if (tid != 0) return;
+    // 4. the logs, one lane each (they were thread 0's longest serial stretch).
+    if (warp != 0) return;
+    if (refine && lane < n * n) {
+        float v = s_blur[lane];
+        if (algo == 0) v = fminf(fmaxf(v, __CLIPLO__f), __CLIPHI__f);
+        else {
+            if (rescale != 1.f) v = __fmul_rn(v, rescale);
+            if (!isnan(v)) v = fmaxf(v, __FLOOR__f);
+        }
+        s_log[lane] = logf(v);
+    }
+    __syncwarp();
+    if (lane != 0) return;
 
-    // 4. derivatives, step, transform (thread 0).
+    // 5. derivatives, step, transform (thread 0).
     float fx = valid ? (float)x : -1.f, fy = valid ? (float)y : -1.f;
     float d[5] = {0.f, 0.f, 0.f, 0.f, 0.f};
     int code = bad ? __NONFINITE__ : (valid ? (refine || algo == 2 ? __REFINE__ : __KEEP__) : __SKIP__);
     if (refine && algo == 0) {
-        float f[9];
-        for (int t = 0; t < 9; ++t) f[t] = logf(fminf(fmaxf(s_blur[t], __CLIPLO__f), __CLIPHI__f));
+        const float* f = s_log;
         float i_ = f[4], ix1 = f[5], ix1_ = f[3], iy1 = f[7], iy1_ = f[1], ix1y1 = f[8], ix1_y1_ = f[0];
         d[0] = __fmul_rn(0.5f, __fsub_rn(ix1, ix1_));
         d[1] = __fmul_rn(0.5f, __fsub_rn(iy1, iy1_));
@@ -219,11 +269,7 @@ __device__ void decode_one(const Map<T>& m, int algo, int mode, long long out_i,
         s = __fsub_rn(s, ix1_); s = __fsub_rn(s, iy1_); s = __fadd_rn(s, ix1_y1_);
         d[3] = __fmul_rn(0.5f, s);
     } else if (refine && algo == 1) {
-        float f[25];
-        for (int t = 0; t < 25; ++t) {
-            float v = rescale != 1.f ? __fmul_rn(s_blur[t], rescale) : s_blur[t];
-            f[t] = logf(isnan(v) ? v : fmaxf(v, __FLOOR__f));
-        }
+        const float* f = s_log;
         float c = f[12];
         d[0] = __fmul_rn(0.5f, __fsub_rn(f[13], f[11]));
         d[1] = __fmul_rn(0.5f, __fsub_rn(f[17], f[7]));
@@ -304,12 +350,12 @@ extern "C" __global__ void __launch_bounds__(THREADS) dark_f16(
 
 
 @functools.lru_cache(maxsize=16)
-def source(kernel: int) -> str:
-    """The kernel source specialised for one Gaussian kernel size (weights as constants)."""
+def source(kernel: int, threads: int = THREADS) -> str:
+    """The kernel source specialised for one Gaussian kernel size (weights as constants) and block size."""
     weights = ", ".join(f"{float(w)!r}f" for w in gaussian_kernel1d(kernel))
     subs = {
         "__KSIZE__": str(kernel),
-        "__THREADS__": str(THREADS),
+        "__THREADS__": str(threads),
         "__WEIGHTS__": weights,
         "__GUARD__": repr(DARK_RESCALE_GUARD),
         "__FLOOR__": repr(DARK_FLOOR),

@@ -11,7 +11,7 @@ from posefw.arrays import framework, is_cuda
 from posefw.decoder import check_boxes, check_device_boxes, check_heatmaps
 
 from .cuda_arrays import DeviceView, check_same_device, device_view, stream_pointer
-from .cuda_dark_source import ALGORITHM_CODES, SMEM_BLUR_MAX_PIXELS, THREADS, source
+from .cuda_dark_source import ALGORITHM_CODES, block_threads, smem_blur_mode, source
 
 
 def cupy_unavailable() -> str | None:
@@ -32,12 +32,19 @@ def cupy_unavailable() -> str | None:
 
 
 @functools.cache
-def _module(kernel: int, device: int):
+def _module(kernel: int, device: int, threads: int):
     import cupy
 
     with cupy.cuda.Device(device):
-        mod = cupy.RawModule(code=source(kernel), options=("--std=c++17",))
+        mod = cupy.RawModule(code=source(kernel, threads), options=("--std=c++17",))
         return mod.get_function("dark_f32"), mod.get_function("dark_f16")
+
+
+@functools.cache
+def sm_count(device: int) -> int:
+    import cupy
+
+    return int(cupy.cuda.Device(device).attributes["MultiProcessorCount"])
 
 
 @functools.lru_cache(maxsize=64)
@@ -91,10 +98,11 @@ class Launch:
 
         if self.view.dtype not in ("float32", "float16"):
             raise TypeError(f"heatmaps: expected float32 or float16, got {self.view.dtype}")
-        f32, f16 = _module(kernel, self.view.device)
+        threads = block_threads(self.n * self.k, sm_count(self.view.device))
+        f32, f16 = _module(kernel, self.view.device, threads)
         fn = f32 if self.view.dtype == "float32" else f16
         sn, sk, sh, sw = self.view.strides
-        smem = int(algorithm == "dark" and self.h * self.w <= SMEM_BLUR_MAX_PIXELS)
+        smem = smem_blur_mode(algorithm, self.h, self.w)
         args = (
             np.uint64(self.view.ptr), np.int64(sn), np.int64(sk), np.int64(sh), np.int64(sw),
             np.int32(self.n), np.int32(self.k), np.int32(self.h), np.int32(self.w),
@@ -103,8 +111,8 @@ class Launch:
             np.uint64(self.boxes[0]), np.uint64(self.boxes[1]), np.int32(smem),
         )
         with cupy.cuda.Device(self.view.device):
-            fn((self.n * self.k,), (THREADS,), args, stream=_external_stream(self.stream_ptr, self.view.device),
-               shared_mem=2 * self.h * self.w * 4 if smem else 0)
+            fn((self.n * self.k,), (threads,), args, stream=_external_stream(self.stream_ptr, self.view.device),
+               shared_mem=4 * self.h * self.w if smem else 0)
 
 
 def pointer(x: Any) -> int:

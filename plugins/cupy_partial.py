@@ -7,15 +7,16 @@ derivatives) cross to the host, where numpy-cpu's own solve and transform finish
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 
 from posefw import hookimpl
-from posefw.arrays import framework
+from posefw.arrays import is_cuda
 from posefw.decoder import Decoder, DecodeResult, check_boxes, check_device_boxes
 
-from .cuda_arrays import empty_like_framework
+from .cuda_arrays import check_same_device, device_view, empty_like_framework
 from .cuda_dark_source import CODE_NONFINITE, CODE_REFINE, CODE_SKIP, PARTIAL_WIDTH
 from .cupy_common import Launch, cupy_unavailable, pointer
 from .numpy_cpu import dark_step, finish, udp_step
@@ -41,19 +42,6 @@ def finish_on_host(parts: np.ndarray, algorithm: str) -> tuple[np.ndarray, np.nd
     return out, score
 
 
-def _host_boxes(centers: Any, scales: Any, n: int):
-    """Boxes on the host; device tensors come over in one copy (one sync) rather than two."""
-    if centers is None and scales is None:
-        return None
-    if framework(centers) == "torch" and framework(scales) == "torch" and centers.is_cuda and scales.is_cuda:
-        import torch
-
-        check_device_boxes(centers, scales, n)
-        both = torch.cat([centers, scales], 1).double().cpu().numpy()
-        centers, scales = both[:, :2], both[:, 2:]
-    return check_boxes(centers, scales, n)
-
-
 class CupyPartialDecoder(Decoder):
     name = "cupy-partial"
     device = "cuda"
@@ -65,33 +53,79 @@ class CupyPartialDecoder(Decoder):
     def decode(self, heatmaps: Any, centers: Any = None, scales: Any = None, *, stream: Any = None) -> DecodeResult:
         call = Launch(heatmaps, None, None, stream)
         n, k = call.n, call.k
-        boxes = _host_boxes(centers, scales, n)
+        dev = call.view.device
+        device_boxes = is_cuda(centers) and is_cuda(scales)
+        if device_boxes:
+            check_device_boxes(centers, scales, n)
+            for name, arr in (("centers", centers), ("scales", scales)):
+                check_same_device(name, device_view(arr), dev)
+        boxes = None if device_boxes else check_boxes(centers, scales, n)
         if n == 0:
-            return DecodeResult(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32))
-        parts = empty_like_framework("cupy", (n * k, PARTIAL_WIDTH), call.view.device)
+            return finish(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), boxes, (call.w, call.h), self.udp)
+        parts = _buffer(("parts", dev, n * k), (n * k, PARTIAL_WIDTH), dev)
         call.run(self.algorithm, self.kernel, 1, 0, 0, pointer(parts))
-        host = _to_host(parts, call.stream_ptr, call.view.device)
-        coords, scores = finish_on_host(host, self.algorithm)
+        # Everything the host needs crosses in one batch of raw async copies and one stream sync.
+        copies = [(pointer(parts), _pinned(("parts", dev, n * k), parts.shape))]
+        keep: list[Any] = []  # conversions that must outlive the copies below
+        if device_boxes:
+            for name, arr in (("centers", centers), ("scales", scales)):
+                src = _contiguous_float(arr, call.stream_ptr, keep)
+                copies.append((src.ptr, _pinned((name, dev, n, src.dtype), (n, 2), np.dtype(src.dtype))))
+        host = _fetch(copies, call.stream_ptr, dev)
+        if device_boxes:
+            boxes = check_boxes(host[1], host[2], n)
+        coords, scores = finish_on_host(host[0], self.algorithm)
         return finish(coords.reshape(n, k, 2), scores.reshape(n, k), boxes, (call.w, call.h), self.udp)
 
 
-_PINNED: dict[tuple[int, int], np.ndarray] = {}
+# Per-thread buffer caches: threads serving different camera streams must not share them.
+_CACHE = threading.local()
 
 
-def _to_host(parts, stream_ptr: int, device: int) -> np.ndarray:
-    """Async copy into a cached pinned buffer, then wait for that stream only."""
+def _cached(key: tuple, make) -> Any:
+    cache = _CACHE.__dict__.setdefault("buffers", {})
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+def _pinned(key: tuple, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """A cached page-locked host buffer (so the device-to-host copy is truly asynchronous)."""
     import cupyx
+
+    return _cached(("pinned", *key), lambda: cupyx.empty_pinned(shape, dtype=dtype))
+
+
+def _buffer(key: tuple, shape: tuple[int, ...], device: int) -> Any:
+    """A cached device buffer for the per-keypoint output (no allocation per call)."""
+    return _cached(("device", *key), lambda: empty_like_framework("cupy", shape, device))
+
+
+def _contiguous_float(arr: Any, stream_ptr: int, keep: list[Any]):
+    """A device view of float32/float64 contiguous (N, 2) boxes; anything else is converted (rare)
+    on the decode's stream, so the copy to the host is ordered after it."""
+    view = device_view(arr)
+    if view.dtype in ("float32", "float64") and view.strides == (2, 1):
+        return view
+    import cupy
 
     from .cupy_common import _external_stream
 
-    key = (device, parts.shape[0])
-    if key not in _PINNED:
-        _PINNED[key] = cupyx.empty_pinned(parts.shape, dtype=np.float32)
-    host = _PINNED[key]
-    stream = _external_stream(stream_ptr, device)
-    parts.get(stream=stream, out=host)
-    stream.synchronize()
-    return host.copy()
+    with cupy.cuda.Device(view.device), _external_stream(stream_ptr, view.device):
+        keep.append(cupy.ascontiguousarray(cupy.asarray(arr), dtype=cupy.float64))
+    return device_view(keep[-1])
+
+
+def _fetch(copies: list[tuple[int, np.ndarray]], stream_ptr: int, device: int) -> list[np.ndarray]:
+    """Enqueue every device-to-host copy on the decode's stream, wait for that stream once."""
+    import cupy
+
+    rt = cupy.cuda.runtime
+    with cupy.cuda.Device(device):
+        for src, dst in copies:
+            rt.memcpyAsync(dst.ctypes.data, src, dst.nbytes, rt.memcpyDeviceToHost, stream_ptr)
+        rt.streamSynchronize(stream_ptr)
+    return [dst.copy() for _, dst in copies]
 
 
 @hookimpl

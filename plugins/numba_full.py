@@ -7,6 +7,8 @@ Outputs are numba device arrays, or torch tensors for torch input; ``.numpy()`` 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from typing import Any
 
@@ -16,11 +18,12 @@ from posefw import hookimpl
 from posefw.arrays import framework, is_cuda, to_numpy
 from posefw.decoder import Decoder, DecodeResult, check_boxes, check_device_boxes, check_heatmaps
 
-from .cuda_arrays import empty_like_framework, stream_pointer
+from .cuda_arrays import check_same_device, device_view, empty_like_framework, stream_pointer
 from .cuda_dark_source import ALGORITHM_CODES
 
-DEFAULT_THREADS = 128
-DEFAULT_MAX_REGISTERS: int | None = None
+#: Register cap for 128-thread blocks: 56 fits 9 blocks per SM, so batch 64 (1,088 blocks) runs
+#: in one wave on an H100 (uncapped: 64-72 registers, 7-8 blocks, a second wave).
+FULL_GRID_MAX_REGISTERS = 56
 
 
 def _simulator() -> bool:
@@ -45,45 +48,52 @@ def numba_unavailable() -> str | None:
 class NumbaFullDecoder(Decoder):
     name = "numba-full"
     device = "cuda"
-    #: Block size and register cap: at 72 registers a 128-thread block fits 7 per SM and batch 64
-    #: (1088 blocks) needs a second wave on an H100; see docs/benchmarks.md.
+    #: Block size and register cap; by default 512 threads for grids of at most one block per SM
+    #: (latency) and 128 threads capped at 56 registers otherwise (one wave); docs/benchmarks.md.
     options = ("threads", "max_registers")
 
     @classmethod
     def available(cls) -> str | None:
         return numba_unavailable()
 
-    @staticmethod
-    def _dev(heatmaps: Any, fw: str) -> int:
-        if fw == "torch" and is_cuda(heatmaps):
-            return int(heatmaps.device.index)
-        return 0
-
     def decode(self, heatmaps: Any, centers: Any = None, scales: Any = None, *, stream: Any = None) -> DecodeResult:
-        from numba import cuda
-
         n, k, h, w = check_heatmaps(heatmaps)
         fw = framework(heatmaps)
-        if _simulator() or not is_cuda(heatmaps):
+        on_gpu = is_cuda(heatmaps) and not _simulator()
+        dev = device_view(heatmaps).device if on_gpu else _current_device()
+        with _on_device(dev):
+            return self._decode(heatmaps, centers, scales, stream, fw if on_gpu else "numba", dev, (n, k, h, w))
+
+    def _decode(self, heatmaps: Any, centers: Any, scales: Any, stream: Any, fw: str, dev: int,
+                shape: tuple[int, int, int, int]) -> DecodeResult:
+        from numba import cuda
+
+        n, k, h, w = shape
+        if not is_cuda(heatmaps) or _simulator():  # host input: one copy to the device
             dev_hm = cuda.to_device(np.ascontiguousarray(to_numpy(heatmaps)))
-            fw = "numba"
         else:
             dev_hm = cuda.as_cuda_array(heatmaps.detach() if fw == "torch" else heatmaps)
-        threads = 32 if _simulator() else int(self.opts.get("threads", DEFAULT_THREADS))
+        from .cuda_dark_source import THREADS, block_threads, smem_blur_mode
         from .numba_kernels import build_kernel
 
-        kern = build_kernel(self.kernel, threads, None if _simulator() else self.opts.get("max_registers", DEFAULT_MAX_REGISTERS))
+        if _simulator():
+            threads, regs = 32, None
+        else:
+            threads = int(self.opts.get("threads") or block_threads(n * k, _sm_count(dev)))
+            regs = self.opts.get("max_registers", FULL_GRID_MAX_REGISTERS if threads == THREADS else None)
+        kern = build_kernel(self.kernel, threads, ALGORITHM_CODES[self.algorithm], regs)
         has_boxes = centers is not None or scales is not None
-        dev = self._dev(heatmaps, fw)
         dummy = _scratch(dev)
         if has_boxes and is_cuda(centers) and is_cuda(scales) and not _simulator():
             check_device_boxes(centers, scales, n)
+            for name, arr in (("centers", centers), ("scales", scales)):
+                check_same_device(name, device_view(arr), dev)
             dc, ds = cuda.as_cuda_array(centers), cuda.as_cuda_array(scales)
         elif has_boxes:
             c, s = check_boxes(centers, scales, n)
             dc, ds = cuda.to_device(c.astype(np.float32)), cuda.to_device(s.astype(np.float32))
         else:
-            dc = ds = dummy[0]
+            dc = ds = dummy
         out_fw = fw if fw in ("torch", "numba") else "numba"
         kp_out = empty_like_framework(out_fw, (n, k, 2), dev)
         sc_out = empty_like_framework(out_fw, (n, k), dev)
@@ -92,28 +102,50 @@ class NumbaFullDecoder(Decoder):
             sc = cuda.as_cuda_array(sc_out) if out_fw == "torch" else sc_out
             launch_stream = 0
             if not _simulator():
-                ptr = _torch_stream(dev) if (stream is None and fw == "torch") else stream_pointer(stream, None)
+                # torch/CuPy input: the caller's current stream there; numba input: an explicit one or 0.
+                view = device_view(dev_hm if fw == "numba" else heatmaps)
+                ptr = stream_pointer(stream, view) if fw != "numba" or stream is not None else 0
                 launch_stream = cuda.external_stream(ptr) if ptr else 0
-            kern[n * k, threads, launch_stream](dev_hm, ALGORITHM_CODES[self.algorithm], 0, kp, sc, dummy[1], dc, ds, has_boxes)
+            smem = smem_blur_mode(self.algorithm, h, w)
+            kern[n * k, threads, launch_stream, 4 * h * w if smem else 0](dev_hm, kp, sc, dc, ds, has_boxes, smem)
         return DecodeResult(kp_out, sc_out)
 
 
-_SCRATCH: dict[int, tuple[Any, Any]] = {}
+_SCRATCH: dict[int, Any] = {}
 
 
-def _scratch(device: int) -> tuple[Any, Any]:
-    """Per-device placeholders for unused kernel arguments, allocated once (graph capture forbids it)."""
+def _scratch(device: int) -> Any:
+    """Per-device placeholder for unused box arguments, allocated once (graph capture forbids it)."""
     if device not in _SCRATCH:
         from numba import cuda
 
-        _SCRATCH[device] = (cuda.to_device(np.zeros((1, 2), np.float32)), cuda.device_array((1, 9), np.float32))
+        _SCRATCH[device] = cuda.to_device(np.zeros((1, 2), np.float32))
     return _SCRATCH[device]
 
 
-def _torch_stream(device: int) -> int:
-    import torch
+@functools.cache
+def _sm_count(device: int) -> int:
+    from numba import cuda
 
-    return int(torch.cuda.current_stream(device).cuda_stream)
+    with cuda.gpus[device]:
+        return int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
+
+
+def _current_device() -> int:
+    if _simulator():
+        return 0
+    from numba import cuda
+
+    return int(cuda.get_current_device().id)
+
+
+def _on_device(device: int):
+    """numba's context for the heatmaps' GPU (numba launches on its current context)."""
+    if _simulator():
+        return contextlib.nullcontext()
+    from numba import cuda
+
+    return cuda.gpus[device]
 
 
 @hookimpl

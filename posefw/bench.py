@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--algorithm", default=None, choices=("dark-udp", "dark", "argmax"))
     p.add_argument("--checkpoint", default=None)
+    p.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="engine option, repeatable (e.g. fuse_gelu=true); values are JSON, else strings")
     p.add_argument("--json", default="posefw-bench.json", help="results file")
     p.add_argument("--plot", default="posefw-bench.png", help="plot file")
     p.add_argument("--no-decoders", action="store_true", help="skip the decoder-only table")
@@ -90,7 +92,22 @@ def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any
         eopts.setdefault("device", "cuda" if cuda else "cpu")
     if args.checkpoint:
         eopts["checkpoint"] = args.checkpoint
+    eopts.update(parse_options(getattr(args, "engine_option", []), "--engine-option"))
     return cfg, eopts
+
+
+def parse_options(items: list[str], option: str) -> dict[str, Any]:
+    """KEY=VALUE strings -> dict; VALUE is read as JSON (true, 3, "x") and falls back to a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{option}: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
 
 
 def _check_writable(path: str | None) -> None:

@@ -78,3 +78,14 @@ def test_tensorrt_module_imports_without_tensorrt():
     import posefw.engines.tensorrt_engine as trt_engine
 
     assert trt_engine.TensorRTEngine.name == "tensorrt"
+
+
+def test_torch_engine_fuse_gelu_option():
+    from posefw.engines.torch_engine import TorchEngine
+
+    eng = TorchEngine(model=random_vitpose("b", **SMALL), fuse_gelu=True)
+    assert eng.describe()["fuse_gelu"] is True
+    assert all(b.mlp.fused_gelu for b in eng.model.backbone.blocks)
+    assert eng.infer(np.zeros((1, 3, 256, 192), np.float32)).shape == (1, 17, 64, 48)
+    with pytest.raises(ValueError, match="fuse_gelu: needs posefw's ViTPose"):
+        TorchEngine(model=torch.nn.Identity(), fuse_gelu=True)

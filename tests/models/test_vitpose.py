@@ -151,3 +151,29 @@ def test_same_heatmaps_as_transformers():
         ref = hf(pixel_values=x).heatmaps
         got = ours(x)
     assert (got - ref).abs().max().item() <= 1e-4
+
+
+def test_patch_embedding_as_matmul_equals_the_padded_convolution():
+    """The patch GEMM computes exactly the checkpoint's stride-16, padding-2 convolution."""
+    m = small(seed=3)
+    pe = m.backbone.patch_embed
+    x = torch.randn(3, 3, 256, 192)
+    with torch.no_grad():
+        ref = pe.proj(x).flatten(2).transpose(1, 2)
+        got = pe(x)
+    assert got.shape == ref.shape == (3, 192, 64)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_fuse_gelu_is_the_tanh_gelu_model():
+    """fuse_gelu swaps erf GELU for its tanh form (the cuBLASLt epilogue) and nothing else."""
+    m = small(seed=4).eval()
+    x = torch.randn(2, 3, 256, 192)
+    with torch.no_grad():
+        exact = m(x)
+        for blk in m.backbone.blocks:
+            blk.mlp.act = torch.nn.GELU(approximate="tanh")
+        tanh_ref = m(x)
+        got = m.fuse_gelu()(x)
+    torch.testing.assert_close(got, tanh_ref, rtol=1e-5, atol=1e-6)
+    assert 0 < (got - exact).abs().max() < 1e-3
