@@ -1,9 +1,11 @@
 """CUDA C++ source of the fused DARK decoder (one block per heatmap), shared by the CuPy plugins.
 
 One kernel reads each heatmap exactly once (argmax by block reduction, numpy's first-maximum
-tie rule, non-finite detection), then one warp blurs only the window the Taylor step reads,
-and thread 0 solves and transforms. Float32 sums use __fmul_rn/__fadd_rn in numpy-cpu's order
-so the blurred samples are bit-identical to the reference; the 2x2 solve is double like numpy.
+tie rule, non-finite detection), then one warp blurs only the window the Taylor step reads and
+takes its logs (a lane each), and thread 0 solves and transforms. Classic DARK's rare exact
+rescale blurs the whole map inside the block (see ``smem_blur_mode``). Float32 window sums use
+__fmul_rn/__fadd_rn in numpy-cpu's order so the blurred samples are bit-identical to the
+reference; the 2x2 solve is double like numpy.
 
 mode 0 ("full") writes keypoints (N*K, 2) and scores (N*K); mode 1 ("partial") writes per
 keypoint [score, x, y, code, dx, dy, dxx, dxy, dyy] for the host to finish.
