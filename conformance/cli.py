@@ -15,7 +15,8 @@ from posefw.decoder import ALGORITHMS
 def add_parser(sub) -> None:
     p = sub.add_parser("conformance", help="check a decoder against the numpy-cpu reference (numeric + COCO AP)")
     p.add_argument("--decoder", default=None, help="decoder to check (or use --engines)")
-    p.add_argument("--engines", default=None, help="comma-separated engines to check against torch fp32 instead")
+    p.add_argument("--engines", default=None, help="comma-separated engines to check against torch fp32 instead "
+                   "(NAME[:PRECISION][+OPTION...], e.g. torch:fp16+fuse_gelu)")
     p.add_argument("--algorithm", action="append", choices=ALGORITHMS, help="repeatable; default: all the decoder supports")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input", choices=("numpy", "torch", "torch-cuda", "cupy"), default="numpy",
@@ -81,8 +82,10 @@ def engines_main(args: argparse.Namespace) -> int:
     reference = posefw.create_engine("torch", precision="fp32", device="cpu")
     reports = []
     for spec in args.engines.split(","):
-        name, _, opt = spec.partition(":")  # e.g. torch:fp16, torch:bf16
-        opts = {"precision": opt} if opt else {}
+        name, _, opt = spec.partition(":")  # e.g. torch:fp16, torch:bf16, torch:fp16+fuse_gelu
+        opt, *flags = opt.split("+")
+        opts: dict = {"precision": opt} if opt else {}
+        opts.update({flag: True for flag in flags})
         if name == "torch" and opt == "fp16":
             opts["device"] = "cuda"
         try:

@@ -37,3 +37,17 @@ def test_a_wrong_engine_fails():
 def test_real_crops_from_coco_mini(coco_mini):
     x = engine_parity.crops(n=5)
     assert x.shape == (5, 3, 256, 192) and np.isfinite(x).all()
+
+
+def test_engines_cli_takes_options_after_plus(coco_mini, tmp_path):
+    """`--engines torch:bf16+fuse_gelu` builds that engine with the option set (and reports it)."""
+    import json
+
+    from posefw import cli
+
+    out = tmp_path / "parity.json"
+    cli.main(["conformance", "--engines", "torch:bf16+fuse_gelu", "--json", str(out)])
+    (report,) = json.loads(out.read_text())
+    assert "error" not in report, report.get("error")
+    assert report["engine"]["precision"] == "bf16" and report["engine"]["fuse_gelu"] is True
+    assert 0.0 <= report["keypoints_within_half_px"] <= 1.0
