@@ -2,7 +2,8 @@
 
 On the GPU: argmax, the Gaussian modulation of the window the Taylor step reads, log and the
 finite-difference derivatives. Only nine floats per keypoint (score, argmax, code, five
-derivatives) cross to the host, where numpy-cpu's own solve and transform finish the job.
+derivatives) cross to the host, where numpy-cpu's solve and transform finish the job
+(compiled into one CPU loop by numba when it is installed: ``partial_host``).
 """
 
 from __future__ import annotations
@@ -17,29 +18,10 @@ from posefw.arrays import is_cuda
 from posefw.decoder import Decoder, DecodeResult, check_boxes, check_device_boxes
 
 from .cuda_arrays import check_same_device, device_view, empty_like_framework
-from .cuda_dark_source import CODE_NONFINITE, CODE_REFINE, CODE_SKIP, PARTIAL_WIDTH
+from .cuda_dark_source import PARTIAL_WIDTH
 from .cupy_common import Launch, cupy_unavailable, pointer
-from .numpy_cpu import dark_step, finish, udp_step
-
-
-def finish_on_host(parts: np.ndarray, algorithm: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-keypoint GPU output (M, 9) -> heatmap-pixel keypoints (M, 2) and scores (M,)."""
-    score = parts[:, 0].copy()
-    code = parts[:, 3]
-    x, y = parts[:, 1], parts[:, 2]
-    if algorithm == "dark-udp":
-        out = udp_step(x, y, parts[:, 4:9])
-    elif algorithm == "dark":
-        out = dark_step(x, y, parts[:, 4:9])
-    else:
-        out = parts[:, 1:3] + np.sign(parts[:, 4:6]) * np.float32(0.25)
-    keep = code != CODE_REFINE  # argmax kept as is (classic DARK at the border)
-    out[keep] = parts[keep, 1:3]
-    out[code == CODE_SKIP] = -1.0
-    bad = code == CODE_NONFINITE
-    out[bad] = np.nan
-    score[bad] = np.nan
-    return out, score
+from .numpy_cpu import finish
+from .partial_host import compiled_finisher, finish_compiled, finish_numpy
 
 
 class CupyPartialDecoder(Decoder):
@@ -73,9 +55,11 @@ class CupyPartialDecoder(Decoder):
                 copies.append((src.ptr, _pinned((name, dev, n, src.dtype), (n, 2), np.dtype(src.dtype))))
         host = _fetch(copies, call.stream_ptr, dev)
         if device_boxes:
-            boxes = check_boxes(host[1], host[2], n)
-        coords, scores = finish_on_host(host[0], self.algorithm)
-        return finish(coords.reshape(n, k, 2), scores.reshape(n, k), boxes, (call.w, call.h), self.udp)
+            boxes = _valid_boxes(host[1], host[2], n)
+        run = compiled_finisher()
+        if run is None:  # no numba: numpy-cpu's vectorised steps
+            return finish_numpy(host[0], self.algorithm, boxes, (call.w, call.h), self.udp, n, k)
+        return finish_compiled(run, host[0], self.algorithm, boxes, (call.w, call.h), self.udp, n, k)
 
 
 # Per-thread buffer caches: threads serving different camera streams must not share them.
@@ -99,6 +83,13 @@ def _pinned(key: tuple, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
 def _buffer(key: tuple, shape: tuple[int, ...], device: int) -> Any:
     """A cached device buffer for the per-keypoint output (no allocation per call)."""
     return _cached(("device", *key), lambda: empty_like_framework("cupy", shape, device))
+
+
+def _valid_boxes(centers: np.ndarray, scales: np.ndarray, n: int):
+    """Host copies of device boxes as float64; check_boxes (and its messages) only when one is bad."""
+    if np.isfinite(centers).all() and np.isfinite(scales).all() and (scales > 0).all():
+        return centers.astype(np.float64), scales.astype(np.float64)
+    return check_boxes(centers, scales, n)  # raises, naming the argument and the box
 
 
 def _contiguous_float(arr: Any, stream_ptr: int, keep: list[Any]):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from posefw.plugins.cuda_dark_source import SMEM_BLUR_BYTES, THREADS, block_threads, smem_blur_mode, source
+from posefw.plugins.cuda_dark_source import (
+    SMEM_BLUR_BYTES,
+    THREADS,
+    block_threads,
+    smem_blur_mode,
+    source,
+)
 
 
 def test_block_size_follows_the_grid():
