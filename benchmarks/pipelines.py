@@ -30,8 +30,9 @@ def _sync(cuda: bool) -> Callable[[], None] | None:
     return torch.cuda.synchronize
 
 
-#: Pipelines that stay on the device: also timed with CUDA events (host jitter excluded).
-DEVICE_RESIDENT = ("engine", "full:")
+def device_resident(name: str) -> bool:
+    """Pipelines that stay on the device: also timed with CUDA events (host jitter excluded)."""
+    return name == "engine" or name.startswith("full:")
 
 
 def measure(fn: Callable[[int], Any], batch: int, iters: int, warmup: int, cuda: bool,

@@ -123,3 +123,15 @@ def empty_like_framework(fw: str, shape: tuple[int, ...], device: int) -> Any:
 def check_same_device(name: str, view: DeviceView, device: int) -> None:
     if view.device != device:
         raise ValueError(f"{name}: is on cuda:{view.device} but heatmaps are on cuda:{device}")
+
+
+def device_box_views(centers: Any, scales: Any, n: int, device: int) -> tuple[DeviceView, DeviceView]:
+    """Views of device-resident centers and scales after the shape and same-GPU checks (values
+    are not read: that would synchronize)."""
+    from posefw.decoder import check_device_boxes
+
+    check_device_boxes(centers, scales, n)
+    views = device_view(centers), device_view(scales)
+    for name, v in zip(("centers", "scales"), views):
+        check_same_device(name, v, device)
+    return views

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from posefw.arrays import framework, is_cuda
-from posefw.decoder import check_boxes, check_device_boxes, check_heatmaps
+from posefw.decoder import check_boxes, check_heatmaps
 
-from .cuda_arrays import DeviceView, check_same_device, device_view, stream_pointer
+from .cuda_arrays import DeviceView, device_box_views, device_view, stream_pointer
 from .cuda_dark_source import ALGORITHM_CODES, block_threads, smem_blur_mode, source
 
 
@@ -75,15 +75,11 @@ class Launch:
         if centers is None and scales is None:
             return 0, 0
         if is_cuda(centers) and is_cuda(scales):
-            check_device_boxes(centers, scales, self.n)
-            ptrs = []
-            for name, arr in (("centers", centers), ("scales", scales)):
-                v = device_view(arr)
+            views = device_box_views(centers, scales, self.n, self.view.device)
+            for name, v in zip(("centers", "scales"), views):
                 if v.dtype != "float32" or v.strides != (2, 1):
                     raise TypeError(f"{name}: device boxes must be contiguous float32 (N, 2), got {v.dtype} strides {v.strides}")
-                check_same_device(name, v, self.view.device)
-                ptrs.append(v.ptr)
-            return ptrs[0], ptrs[1]
+            return views[0].ptr, views[1].ptr
         import cupy
 
         checked = check_boxes(centers, scales, self.n)

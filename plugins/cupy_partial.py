@@ -15,9 +15,9 @@ import numpy as np
 
 from posefw import hookimpl
 from posefw.arrays import is_cuda
-from posefw.decoder import Decoder, DecodeResult, check_boxes, check_device_boxes
+from posefw.decoder import Decoder, DecodeResult, check_boxes
 
-from .cuda_arrays import check_same_device, device_view, empty_like_framework
+from .cuda_arrays import DeviceView, device_box_views, device_view, empty_like_framework
 from .cuda_dark_source import PARTIAL_WIDTH
 from .cupy_common import Launch, cupy_unavailable, pointer
 from .numpy_cpu import finish
@@ -37,10 +37,7 @@ class CupyPartialDecoder(Decoder):
         n, k = call.n, call.k
         dev = call.view.device
         device_boxes = is_cuda(centers) and is_cuda(scales)
-        if device_boxes:
-            check_device_boxes(centers, scales, n)
-            for name, arr in (("centers", centers), ("scales", scales)):
-                check_same_device(name, device_view(arr), dev)
+        views = device_box_views(centers, scales, n, dev) if device_boxes else ()
         boxes = None if device_boxes else check_boxes(centers, scales, n)
         if n == 0:
             return finish(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), boxes, (call.w, call.h), self.udp)
@@ -49,13 +46,12 @@ class CupyPartialDecoder(Decoder):
         # Everything the host needs crosses in one batch of raw async copies and one stream sync.
         copies = [(pointer(parts), _pinned(("parts", dev, n * k), parts.shape))]
         keep: list[Any] = []  # conversions that must outlive the copies below
-        if device_boxes:
-            for name, arr in (("centers", centers), ("scales", scales)):
-                src = _contiguous_float(arr, call.stream_ptr, keep)
-                copies.append((src.ptr, _pinned((name, dev, n, src.dtype), (n, 2), np.dtype(src.dtype))))
+        for name, arr, view in zip(("centers", "scales"), (centers, scales), views):
+            src = _contiguous_float(arr, view, call.stream_ptr, keep)
+            copies.append((src.ptr, _pinned((name, dev, n, src.dtype), (n, 2), np.dtype(src.dtype))))
         host = _fetch(copies, call.stream_ptr, dev)
         if device_boxes:
-            boxes = _valid_boxes(host[1], host[2], n)
+            boxes = check_boxes(host[1], host[2], n)
         run = compiled_finisher()
         if run is None:  # no numba: numpy-cpu's vectorised steps
             return finish_numpy(host[0], self.algorithm, boxes, (call.w, call.h), self.udp, n, k)
@@ -85,17 +81,9 @@ def _buffer(key: tuple, shape: tuple[int, ...], device: int) -> Any:
     return _cached(("device", *key), lambda: empty_like_framework("cupy", shape, device))
 
 
-def _valid_boxes(centers: np.ndarray, scales: np.ndarray, n: int):
-    """Host copies of device boxes as float64; check_boxes (and its messages) only when one is bad."""
-    if np.isfinite(centers).all() and np.isfinite(scales).all() and (scales > 0).all():
-        return centers.astype(np.float64), scales.astype(np.float64)
-    return check_boxes(centers, scales, n)  # raises, naming the argument and the box
-
-
-def _contiguous_float(arr: Any, stream_ptr: int, keep: list[Any]):
-    """A device view of float32/float64 contiguous (N, 2) boxes; anything else is converted (rare)
-    on the decode's stream, so the copy to the host is ordered after it."""
-    view = device_view(arr)
+def _contiguous_float(arr: Any, view: DeviceView, stream_ptr: int, keep: list[Any]) -> DeviceView:
+    """``view`` of ``arr`` if it is float32/float64 contiguous (N, 2); anything else is converted
+    (rare) on the decode's stream, so the copy to the host is ordered after it."""
     if view.dtype in ("float32", "float64") and view.strides == (2, 1):
         return view
     import cupy

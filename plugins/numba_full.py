@@ -16,9 +16,9 @@ import numpy as np
 
 from posefw import hookimpl
 from posefw.arrays import framework, is_cuda, to_numpy
-from posefw.decoder import Decoder, DecodeResult, check_boxes, check_device_boxes, check_heatmaps
+from posefw.decoder import Decoder, DecodeResult, check_boxes, check_heatmaps
 
-from .cuda_arrays import check_same_device, device_view, empty_like_framework, stream_pointer
+from .cuda_arrays import device_box_views, device_view, empty_like_framework, stream_pointer
 from .cuda_dark_source import ALGORITHM_CODES
 
 #: Register cap for 128-thread blocks: 56 fits 9 blocks per SM, so batch 64 (1,088 blocks) runs
@@ -85,9 +85,7 @@ class NumbaFullDecoder(Decoder):
         has_boxes = centers is not None or scales is not None
         dummy = _scratch(dev)
         if has_boxes and is_cuda(centers) and is_cuda(scales) and not _simulator():
-            check_device_boxes(centers, scales, n)
-            for name, arr in (("centers", centers), ("scales", scales)):
-                check_same_device(name, device_view(arr), dev)
+            device_box_views(centers, scales, n, dev)
             dc, ds = cuda.as_cuda_array(centers), cuda.as_cuda_array(scales)
         elif has_boxes:
             c, s = check_boxes(centers, scales, n)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from posefw.cli import parse_options
 from posefw.config import Config, load_config
 
 
@@ -96,20 +97,6 @@ def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any
     return cfg, eopts
 
 
-def parse_options(items: list[str], option: str) -> dict[str, Any]:
-    """KEY=VALUE strings -> dict; VALUE is read as JSON (true, 3, "x") and falls back to a string."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{option}: expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
-
-
 def _check_writable(path: str | None) -> None:
     if not path:
         return
@@ -170,8 +157,8 @@ def main(args: argparse.Namespace) -> int:
                     row: dict[str, Any] = {"pipeline": label, "batch": b}
                     try:
                         fn = make(b)
-                        resident = name == "engine" or name.startswith("full:")
-                        row.update(pl.measure(fn, b, cfg.bench.iterations, cfg.bench.warmup, cuda, resident))
+                        row.update(pl.measure(fn, b, cfg.bench.iterations, cfg.bench.warmup, cuda,
+                                              pl.device_resident(name)))
                     except Exception as exc:  # noqa: BLE001 - one failed configuration is reported, the rest run
                         row["error"] = f"{type(exc).__name__}: {exc}"
                     rows.append(row)

@@ -78,7 +78,7 @@ def check_boxes(centers: Any, scales: Any, n: int) -> tuple[np.ndarray, np.ndarr
     out = []
     for name, arr in (("centers", centers), ("scales", scales)):
         a = np.asarray(to_numpy(arr))
-        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        if a.dtype.kind not in "iuf":  # real numbers only (not bool, complex, object, ...)
             raise TypeError(f"{name}: expected a real numeric (N, 2) array, got dtype {a.dtype}")
         if a.shape != (n, 2):
             raise ValueError(f"{name}: expected shape ({n}, 2) to match heatmaps, got {a.shape}")
@@ -86,11 +86,9 @@ def check_boxes(centers: Any, scales: Any, n: int) -> tuple[np.ndarray, np.ndarr
         if not np.isfinite(a).all():
             raise ValueError(f"{name}: all values must be finite")
         out.append(a)
-    bad = np.flatnonzero((out[1] <= 0).any(axis=1))
-    if bad.size:
-        raise ValueError(
-            f"scales: crop width and height must be > 0; box index {int(bad[0])} has {out[1][bad[0]].tolist()}"
-        )
+    if (out[1] <= 0).any():  # cheap when valid (this runs on every decode with boxes)
+        i = int(np.flatnonzero((out[1] <= 0).any(axis=1))[0])
+        raise ValueError(f"scales: crop width and height must be > 0; box index {i} has {out[1][i].tolist()}")
     return out[0], out[1]
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from posefw import cli
-from posefw.bench import parse_options
+from posefw.cli import parse_options
 
 pytest.importorskip("torch")
 
