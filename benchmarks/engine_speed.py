@@ -86,11 +86,12 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None)
     p.add_argument("--profile", action="store_true", help="print the top CUDA kernels of one eager fp16 batch-64 pass")
     p.add_argument("--profile-compiled", action="store_true", help="the same for the torch.compile'd model with fuse_gelu")
+    p.add_argument("--profile-batch", type=int, default=64, help="batch size of the profiled pass")
     a = p.parse_args(argv)
     if a.profile:
-        profile_kernels()
+        profile_kernels(a.profile_batch)
     if a.profile_compiled:
-        profile_kernels(compiled=True, fuse_gelu=True)
+        profile_kernels(a.profile_batch, compiled=True, fuse_gelu=True)
     ceiling = matmul_ceiling_tflops()
     rows = []
     import torch._inductor.config as inductor_config
@@ -100,14 +101,20 @@ def main(argv=None) -> int:
     gflop = model_gflop(TorchEngine(precision="fp16", device="cuda"))
     for variant in a.variants.split(","):
         # Suffixes: -cl channels-last head, -freeze inductor freezing, -fusegelu fc1+GELU in one
-        # cuBLASLt GEMM, -nocudnnsdpa attention without cuDNN's kernel (flash attention 2).
+        # cuBLASLt GEMM, -nocudnnsdpa attention without cuDNN's kernel (flash attention 2),
+        # -sN the batch split over N CUDA streams (TorchEngine(streams=N)),
+        # -lt cuBLASLt as torch's preferred BLAS library, -tma inductor's persistent TMA matmul templates.
         flags = variant.split("-")[2:]
         base = "-".join(variant.split("-")[:2])
         mode = {"eager-graph": False, "compile-graph": True, "compile-max": "max-autotune-no-cudagraphs"}[base]
+        torch._dynamo.reset()  # each variant compiles afresh (dynamo's recompile limit is per function)
         inductor_config.freezing = "freeze" in flags
+        inductor_config.triton.enable_persistent_tma_matmul = "tma" in flags
         torch.backends.cuda.enable_cudnn_sdp("nocudnnsdpa" not in flags)
+        torch.backends.cuda.preferred_blas_library("cublaslt" if "lt" in flags else "cublas")
+        streams = next((int(f[1:]) for f in flags if f[:1] == "s" and f[1:].isdigit()), 1)
         eng = TorchEngine(precision="fp16", device="cuda", cuda_graph=True, compile=mode, channels_last="cl" in flags,
-                          fuse_gelu="fusegelu" in flags)
+                          fuse_gelu="fusegelu" in flags, streams=streams)
         for b in (int(x) for x in a.batches.split(",")):
             x = torch.randn(b, 3, 256, 192, device="cuda", dtype=torch.float16)
             run = eng.runner(b)
@@ -119,8 +126,9 @@ def main(argv=None) -> int:
             print(f"{variant:>14} b={b:<3} {ms:8.3f} ms  {b / (ms * 1e-3):8.0f} img/s  {tflops:6.1f} TFLOP/s "
                   f"({100 * tflops / ceiling:4.1f}% of {ceiling:.0f})", flush=True)
         rows[-1].update(output_drift(eng, reference))
-        inductor_config.freezing = False
+        inductor_config.freezing = inductor_config.triton.enable_persistent_tma_matmul = False
         torch.backends.cuda.enable_cudnn_sdp(True)
+        torch.backends.cuda.preferred_blas_library("cublas")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "rows": rows}, f, indent=1)

@@ -2,7 +2,8 @@
 
 Batch 64 is 1,088 blocks: whether they fit in one wave depends on registers per thread.
 Batch 1 is 17 blocks on 132 SMs: there only the latency of one block matters, and a larger
-block shortens it. ``python -m posefw.benchmarks.numba_tuning`` prints every combination.
+block shortens it. ``flat`` compares the contiguous-input kernel (one linear index per sample)
+with the strided one. ``python -m posefw.benchmarks.numba_tuning`` prints every combination.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from posefw.conformance.cases import realistic
 
 import posefw
 
-CONFIGS = ((128, None), (128, 56), (128, 48), (256, None), (512, None), (512, 56))
+CONFIGS = ((128, 56, False), (128, 56, True), (128, None, True), (128, 48, True), (256, None, True),
+           (512, None, False), (512, None, True), (512, 56, True))
 
 
 def main() -> None:
     for algorithm in ("dark-udp", "dark"):
-        for threads, regs in CONFIGS:
-            dec = posefw.create_decoder("numba-full", algorithm=algorithm, threads=threads, max_registers=regs)
+        for threads, regs, flat in CONFIGS:
+            dec = posefw.create_decoder("numba-full", algorithm=algorithm, threads=threads, max_registers=regs, flat=flat)
             row = []
             for b in (1, 64):
                 xs = [torch.from_numpy(realistic(100 + i, n=b)).cuda() for i in range(8)]
@@ -28,7 +30,7 @@ def main() -> None:
             ref = posefw.create_decoder("numpy-cpu", algorithm=algorithm).decode(realistic(7, n=8))
             got = dec.decode(torch.from_numpy(realistic(7, n=8)).cuda()).numpy()
             same = bool((got.scores == ref.scores).all())
-            print(f"{algorithm:<9} threads={threads:<4} max_registers={regs!s:<5} " + "  ".join(row)
+            print(f"{algorithm:<9} threads={threads:<4} max_registers={regs!s:<5} flat={flat!s:<5} " + "  ".join(row)
                   + f"  scores identical: {same}", flush=True)
 
 

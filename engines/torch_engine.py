@@ -18,6 +18,9 @@ from posefw import hookimpl
 from posefw.engine import Crops, Engine, check_batch
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+#: Fewest images per stream slice (``streams``): ViTPose-B fp16 on an H100 gained 1-3% from two
+#: slices at batch 64 and lost 10% at batch 8 (docs/benchmarks.md), where slices underfill the GPU.
+SPLIT_MIN = 32
 
 
 class TorchEngine(Engine):
@@ -35,7 +38,7 @@ class TorchEngine(Engine):
     def __init__(self, checkpoint: str | None = None, size: str = "b", precision: str = "fp32",
                  device: str | None = None, compile: bool | str = False, cuda_graph: bool = False,
                  max_batch: int = 64, seed: int = 0, model: Any = None, channels_last: bool = False,
-                 fuse_gelu: bool = False) -> None:
+                 fuse_gelu: bool = False, streams: int = 1) -> None:
         import torch
 
         from posefw.models.checkpoints import load_vitpose
@@ -52,6 +55,10 @@ class TorchEngine(Engine):
             raise ValueError("precision: fp16 needs a CUDA device (use fp32 or bf16 on the CPU)")
         if cuda_graph and not dev.startswith("cuda"):
             raise ValueError("cuda_graph: needs a CUDA device")
+        if not isinstance(streams, int) or isinstance(streams, bool) or streams < 1:
+            raise ValueError(f"streams: expected an integer >= 1, got {streams!r}")
+        if streams > 1 and not dev.startswith("cuda"):
+            raise ValueError("streams: more than one stream needs a CUDA device")
         self.checkpoint, self.size, self.seed = checkpoint, size, seed
         if model is not None:
             self.model = model
@@ -77,12 +84,14 @@ class TorchEngine(Engine):
         mode = compile if isinstance(compile, str) else None
         self.forward: Callable = torch.compile(self.model, mode=mode) if compile else self.model
         self.precision, self.cuda_graph, self.max_batch = precision, cuda_graph, max_batch
-        self.compiled = compile
+        self.compiled, self.streams = compile, streams
+        self._side_streams = [torch.cuda.Stream(self.torch_device) for _ in range(streams)] if streams > 1 else []
         self._graphs: dict[tuple[int, Any], Any] = {}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "device": str(self.torch_device), "precision": self.precision,
-                "compile": self.compiled, "cuda_graph": self.cuda_graph, "fuse_gelu": self.fuse_gelu}
+                "compile": self.compiled, "cuda_graph": self.cuda_graph, "fuse_gelu": self.fuse_gelu,
+                "streams": self.streams}
 
     def _to_input(self, batch: Any):
         import torch
@@ -100,12 +109,43 @@ class TorchEngine(Engine):
         with torch.inference_mode():
             return self.forward(self._to_input(batch)).float()
 
+    def _slices(self, batch: int) -> int:
+        """How many stream slices a batch is cut into: at most ``streams``, none under SPLIT_MIN images."""
+        return max(1, min(self.streams, batch // SPLIT_MIN)) if self._side_streams else 1
+
+    def _split_forward(self, x):
+        """The batch in slices, one per CUDA stream, forked from and joined to the current one.
+
+        Slices run concurrently, so one slice's memory-bound kernels (norms, attention) and the gaps
+        between dependent launches overlap another slice's GEMMs. Inside a graph capture the fork
+        and join become graph edges.
+        """
+        import torch
+
+        cur = torch.cuda.current_stream(x.device)
+        chunks = x.tensor_split(self._slices(x.shape[0]))
+        out = torch.empty((x.shape[0], self.model.cfg.num_keypoints, *self.heatmap_size), device=x.device)
+        start = 0
+        for s, c in zip(self._side_streams, chunks):
+            s.wait_stream(cur)
+            with torch.cuda.stream(s):
+                out[start:start + c.shape[0]].copy_(self.forward(c))
+            start += c.shape[0]
+        for s in self._side_streams[:len(chunks)]:
+            cur.wait_stream(s)
+        return out
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        h, w = self.model.cfg.image_size
+        return h // 4, w // 4
+
     def runner(self, batch_size: int, post: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
         """A callable images -> post(heatmaps) for one batch size; captured in a CUDA graph if enabled."""
         import torch
 
         def step(x):
-            heatmaps = self.forward(x).float()
+            heatmaps = self._split_forward(x) if self._slices(x.shape[0]) > 1 else self.forward(x).float()
             return post(heatmaps) if post else heatmaps
 
         if not self.cuda_graph:

@@ -50,7 +50,8 @@ class NumbaFullDecoder(Decoder):
     device = "cuda"
     #: Block size and register cap; by default 512 threads for grids of at most one block per SM
     #: (latency) and 128 threads capped at 56 registers otherwise (one wave); docs/benchmarks.md.
-    options = ("threads", "max_registers")
+    #: flat=False forces the strided kernel even for C-contiguous heatmaps (tests and benchmarks).
+    options = ("threads", "max_registers", "flat")
 
     @classmethod
     def available(cls) -> str | None:
@@ -81,7 +82,10 @@ class NumbaFullDecoder(Decoder):
         else:
             threads = int(self.opts.get("threads") or block_threads(n * k, _sm_count(dev)))
             regs = self.opts.get("max_registers", FULL_GRID_MAX_REGISTERS if threads == THREADS else None)
-        kern = build_kernel(self.kernel, threads, ALGORITHM_CODES[self.algorithm], regs)
+        flat = bool(dev_hm.is_c_contiguous()) and self.opts.get("flat", True)
+        if flat:
+            dev_hm = dev_hm.reshape(n * k, h * w)
+        kern = build_kernel(self.kernel, threads, ALGORITHM_CODES[self.algorithm], regs, flat)
         has_boxes = centers is not None or scales is not None
         dummy = _scratch(dev)
         if has_boxes and is_cuda(centers) and is_cuda(scales) and not _simulator():
@@ -105,7 +109,7 @@ class NumbaFullDecoder(Decoder):
                 ptr = stream_pointer(stream, view) if fw != "numba" or stream is not None else 0
                 launch_stream = cuda.external_stream(ptr) if ptr else 0
             smem = smem_blur_mode(self.algorithm, h, w)
-            kern[n * k, threads, launch_stream, 4 * h * w if smem else 0](dev_hm, kp, sc, dc, ds, has_boxes, smem)
+            kern[n * k, threads, launch_stream, 4 * h * w if smem else 0](dev_hm, k, h, w, kp, sc, dc, ds, has_boxes, smem)
         return DecodeResult(kp_out, sc_out)
 
 

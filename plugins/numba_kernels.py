@@ -33,7 +33,11 @@ UDP, DARK, ARGMAX = ALGORITHM_CODES["dark-udp"], ALGORITHM_CODES["dark"], ALGORI
 
 
 @functools.lru_cache(maxsize=32)
-def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None = None):  # noqa: C901 - one kernel, kept in one place
+def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None = None,  # noqa: C901 - one kernel, kept in one place
+                 flat: bool = False):
+    """The decode kernel. ``flat``: heatmaps arrive as a C-contiguous (N*K, H*W) view, so a
+    sample is one linear index (no per-load row/column bookkeeping, as in cupy-full's flat path);
+    otherwise as the (N, K, H, W) array with any strides."""
     g = gaussian_kernel1d(ksize).copy()
     rad = (ksize - 1) // 2
     reach = 1 if algo == UDP else 2
@@ -50,7 +54,9 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
     nan = np.float32(np.nan)
 
     @cuda.jit(device=True)
-    def at(m, r, c):
+    def at(m, r, c, w):
+        if flat:
+            return float32(m[uint32(r * w + c)])
         return float32(m[uint32(r), uint32(c)])
 
     @cuda.jit(device=True)
@@ -68,11 +74,15 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
     @cuda.jit(device=True)
     def load_next(m, r, c, i, hw, dr, dc, w):
         """The value at flat index i (or -inf past the end) and the position one stride on."""
-        v = at(m, r, c) if i < hw else float32(-math.inf)
+        v = at(m, r, c, w) if i < hw else float32(-math.inf)
         r, c = r + dr, c + dc
         if c >= w:
             r, c = r + 1, c - w
         return v, r, c
+
+    @cuda.jit(device=True)
+    def flat_at(m, i, hw):
+        return float32(m[uint32(i)]) if i < hw else float32(-math.inf)
 
     @cuda.jit(device=True)
     def nonfinite(v, i, hw):
@@ -152,9 +162,9 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
         for j in range(ksize):
             cc = c + j - rad
             if algo == UDP:
-                v = at(m, refl(r, h), refl(cc, w))
+                v = at(m, refl(r, h), refl(cc, w), w)
             else:
-                v = at(m, r, cc) if (r >= 0 and r < h and cc >= 0 and cc < w) else float32(0.0)
+                v = at(m, r, cc, w) if (r >= 0 and r < h and cc >= 0 and cc < w) else float32(0.0)
             acc = float32(acc + float32(g[j] * v))
         return acc
 
@@ -190,7 +200,7 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
                 c0 = s * SEG
                 for j in range(win):
                     cc = c0 - rad + j
-                    v[j] = at(m, r, cc) if (cc >= 0 and cc < w) else float32(0.0)
+                    v[j] = at(m, r, cc, w) if (cc >= 0 and cc < w) else float32(0.0)
                 seg_sums(v, sums)
                 for o in range(SEG):
                     if c0 + o < w:
@@ -230,13 +240,11 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
     jit = cuda.jit(max_registers=max_registers) if max_registers else cuda.jit
 
     @jit
-    def decode(hm, kp, sc, centers, scales, has_boxes, smem_mode):
-        nk = hm.shape[1]
-        h, w = hm.shape[2], hm.shape[3]
+    def decode(hm, nk, h, w, kp, sc, centers, scales, has_boxes, smem_mode):
         b = cuda.blockIdx.x
         n = b // nk
         k = b - n * nk
-        m = hm[uint32(n), uint32(k)]
+        m = hm[uint32(b)] if flat else hm[uint32(n), uint32(k)]
         tid = cuda.threadIdx.x
         s_val = cuda.shared.array(red_size, float32)
         s_idx = cuda.shared.array(red_size, int32)
@@ -256,7 +264,25 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
         dc = threads - dr * w
         r = tid // w
         c = tid - r * w
-        for i0 in range(tid, hw, 8 * threads):
+        if flat:  # eight independent loads per step, no row/column bookkeeping
+            for i0 in range(tid, hw, 8 * threads):
+                v0, v1, v2, v3 = flat_at(m, i0, hw), flat_at(m, i0 + threads, hw), \
+                    flat_at(m, i0 + 2 * threads, hw), flat_at(m, i0 + 3 * threads, hw)
+                v4, v5, v6, v7 = flat_at(m, i0 + 4 * threads, hw), flat_at(m, i0 + 5 * threads, hw), \
+                    flat_at(m, i0 + 6 * threads, hw), flat_at(m, i0 + 7 * threads, hw)
+                bad |= nonfinite(v0, i0, hw) | nonfinite(v1, i0 + threads, hw) | nonfinite(v2, i0 + 2 * threads, hw) \
+                    | nonfinite(v3, i0 + 3 * threads, hw) | nonfinite(v4, i0 + 4 * threads, hw) \
+                    | nonfinite(v5, i0 + 5 * threads, hw) | nonfinite(v6, i0 + 6 * threads, hw) \
+                    | nonfinite(v7, i0 + 7 * threads, hw)
+                bv, bi = better(v0, i0, bv, bi)
+                bv, bi = better(v1, i0 + threads, bv, bi)
+                bv, bi = better(v2, i0 + 2 * threads, bv, bi)
+                bv, bi = better(v3, i0 + 3 * threads, bv, bi)
+                bv, bi = better(v4, i0 + 4 * threads, bv, bi)
+                bv, bi = better(v5, i0 + 5 * threads, bv, bi)
+                bv, bi = better(v6, i0 + 6 * threads, bv, bi)
+                bv, bi = better(v7, i0 + 7 * threads, bv, bi)
+        for i0 in range(tid, 0 if flat else hw, 8 * threads):
             v0, r, c = load_next(m, r, c, i0, hw, dr, dc, w)
             v1, r, c = load_next(m, r, c, i0 + threads, hw, dr, dc, w)
             v2, r, c = load_next(m, r, c, i0 + 2 * threads, hw, dr, dc, w)
@@ -362,8 +388,8 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
             d3 = float32(0.25) * s
             d4 = float32(0.25) * float32(float32(f[22] - float32(2.0) * c) + f[2])
         elif valid and algo == ARGMAX and x > 1 and x < w - 1 and y > 1 and y < h - 1:
-            d0 = float32(at(m, y, x + 1) - at(m, y, x - 1))
-            d1 = float32(at(m, y + 1, x) - at(m, y - 1, x))
+            d0 = float32(at(m, y, x + 1, w) - at(m, y, x - 1, w))
+            d1 = float32(at(m, y + 1, x, w) - at(m, y - 1, x, w))
         if refine and algo == UDP:
             a2 = float64(d2) + eps
             c2 = float64(d4) + eps

@@ -89,3 +89,37 @@ def test_torch_engine_fuse_gelu_option():
     assert eng.infer(np.zeros((1, 3, 256, 192), np.float32)).shape == (1, 17, 64, 48)
     with pytest.raises(ValueError, match="fuse_gelu: needs posefw's ViTPose"):
         TorchEngine(model=torch.nn.Identity(), fuse_gelu=True)
+
+
+def test_torch_engine_streams_option_checked():
+    model = random_vitpose("b", **SMALL)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="streams: expected an integer >= 1"):
+            posefw.create_engine("torch", model=model, device="cpu", streams=bad)
+    with pytest.raises(ValueError, match="streams: more than one stream needs a CUDA device"):
+        posefw.create_engine("torch", model=model, device="cpu", streams=2)
+    assert posefw.create_engine("torch", model=model, device="cpu").describe()["streams"] == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+@pytest.mark.parametrize("graph", [False, True])
+def test_torch_engine_streams_split_matches_one_stream(graph):
+    """The batch split over streams gives the one-stream heatmaps, in the graph and eagerly, for
+    batches that do not divide evenly and for batches too small to split."""
+    from posefw.engines.torch_engine import SPLIT_MIN
+
+    model = random_vitpose("b", **SMALL)
+    one = posefw.create_engine("torch", model=model, device="cuda", max_batch=128)
+    split = posefw.create_engine("torch", model=model, device="cuda", streams=3, cuda_graph=graph, max_batch=128)
+    assert [split._slices(n) for n in (1, SPLIT_MIN, 2 * SPLIT_MIN, 4 * SPLIT_MIN + 1)] == [1, 1, 2, 3]
+    for n in (1, 2 * SPLIT_MIN + 1, 3 * SPLIT_MIN):
+        x = torch.randn(n, 3, 256, 192, generator=torch.Generator().manual_seed(n)).cuda()
+        ref = one.infer(x)
+        got = split.runner(n)(x) if graph else split.infer(x)
+        # Slices are smaller GEMMs and convolutions: cuDNN may pick other (TF32) algorithms.
+        assert got.shape == ref.shape and (got - ref).abs().max() <= 5e-3 * ref.abs().max()
+        # The graph's output is overwritten by the next replay: a second input must change it.
+        if graph:
+            got2 = split.runner(n)(x + 1).clone()
+            assert not torch.allclose(got2, ref)

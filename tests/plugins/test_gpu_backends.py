@@ -38,12 +38,20 @@ SIM_FAMILIES = ["ties-and-plateaus", "peaks-on-borders-and-corners", "degenerate
                 "non-finite", "float16-extremes", "size-1x1", "size-3x3", "size-17x13", "k-1", "batch-0", "non-contiguous"]
 
 
+STRIDED_FAMILIES = ["ties-and-plateaus", "peaks-on-borders-and-corners", "floor-straddle", "non-contiguous"]
+
+
 def test_numba_full_conforms_under_simulator():
-    """numba-full's kernel on numba's CUDA simulator (a subprocess, since the switch is read at import)."""
+    """numba-full's kernel on numba's CUDA simulator (a subprocess, since the switch is read at import).
+
+    The simulator copies input to one contiguous array, so the flat kernel runs by default; the
+    strided kernel (what non-contiguous GPU input takes) runs with flat=False on a subset."""
     pytest.importorskip("numba")
     code = (
         "import json, posefw; from posefw.conformance import numeric\n"
         f"res = numeric.run(lambda **kw: posefw.create_decoder('numba-full', **kw), {ALGOS!r}, families=set({SIM_FAMILIES!r}))\n"
+        f"res += numeric.run(lambda **kw: posefw.create_decoder('numba-full', flat=False, **kw), {ALGOS!r}, "
+        f"families=set({STRIDED_FAMILIES!r}))\n"
         "print(json.dumps([f'{r.case}/{r.algorithm}/{r.check}: {r.message}' for r in res if not r.passed] + [len(res)]))"
     )
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
