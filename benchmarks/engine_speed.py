@@ -103,7 +103,8 @@ def main(argv=None) -> int:
         # Suffixes: -cl channels-last head, -freeze inductor freezing, -fusegelu fc1+GELU in one
         # cuBLASLt GEMM, -nocudnnsdpa attention without cuDNN's kernel (flash attention 2),
         # -sN the batch split over N CUDA streams (TorchEngine(streams=N)),
-        # -lt cuBLASLt as torch's preferred BLAS library, -tma inductor's persistent TMA matmul templates.
+        # -lt cuBLASLt as torch's preferred BLAS library, -tma inductor's persistent TMA matmul templates,
+        # -sdpa scaled_dot_product_attention instead of the compiled default, flex attention.
         flags = variant.split("-")[2:]
         base = "-".join(variant.split("-")[:2])
         mode = {"eager-graph": False, "compile-graph": True, "compile-max": "max-autotune-no-cudagraphs"}[base]
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
         torch.backends.cuda.preferred_blas_library("cublaslt" if "lt" in flags else "cublas")
         streams = next((int(f[1:]) for f in flags if f[:1] == "s" and f[1:].isdigit()), 1)
         eng = TorchEngine(precision="fp16", device="cuda", cuda_graph=True, compile=mode, channels_last="cl" in flags,
-                          fuse_gelu="fusegelu" in flags, streams=streams)
+                          fuse_gelu="fusegelu" in flags, streams=streams, attention="sdpa" if "sdpa" in flags else None)
         for b in (int(x) for x in a.batches.split(",")):
             x = torch.randn(b, 3, 256, 192, device="cuda", dtype=torch.float16)
             run = eng.runner(b)

@@ -7,6 +7,8 @@
 5. full:<decoder>: engine + a full GPU decoder, in the engine's CUDA graph where it has one
 
 Each is timed end to end per call (host clock after a device synchronize), batch by batch.
+The device-resident ones (engine, full) are timed in alternating rounds (``measure_group``), so
+that clock and thermal drift over a run falls on all of them alike rather than on the last.
 """
 
 from __future__ import annotations
@@ -35,18 +37,52 @@ def device_resident(name: str) -> bool:
     return name == "engine" or name.startswith("full:")
 
 
-def measure(fn: Callable[[int], Any], batch: int, iters: int, warmup: int, cuda: bool,
-            device_resident: bool = False) -> dict[str, Any]:
+def measure(fn: Callable[[int], Any], batch: int, iters: int, warmup: int, cuda: bool) -> dict[str, Any]:
+    """Host-clock time per call, synchronizing the device after each."""
     st: Stats = host_time(fn, iters, warmup, sync=_sync(cuda))
     s = st.summary()
     s["qps"] = batch / (s["mean_ms"] * 1e-3)
-    if cuda and device_resident:
-        from posefw.benchmarks.timing import device_time
-
-        dev = device_time(fn, iters, warmup).summary()
-        s["device_median_ms"] = dev["median_ms"]
-        s["device_qps"] = batch / (dev["median_ms"] * 1e-3)
     return s
+
+
+def measure_group(fns: dict[str, Callable[[int], Any]], batch: int, iters: int, warmup: int, cuda: bool,
+                  rounds: int = 5) -> dict[str, dict[str, Any] | Exception]:
+    """``measure`` for several pipelines at once, in ``rounds`` alternating rounds.
+
+    Each round times every pipeline for iters/rounds calls (host clock, then CUDA events on a
+    GPU), starting one pipeline later than the round before. Ratios between pipelines are then
+    not biased by the GPU's clocks drifting during the run. A pipeline that raises gets its
+    exception back and leaves the others running.
+    """
+    from posefw.benchmarks.timing import device_time
+
+    rounds = max(1, min(rounds, iters))
+    per = -(-iters // rounds)  # at least iters calls in all
+    host: dict[str, Stats] = {n: Stats() for n in fns}
+    dev: dict[str, Stats] = {n: Stats() for n in fns}
+    out: dict[str, dict[str, Any] | Exception] = {}
+    names = list(fns)
+    for r in range(rounds):
+        shift = r % len(names)
+        for n in names[shift:] + names[:shift]:
+            if n in out:  # failed earlier
+                continue
+            try:
+                host[n].samples_ms += host_time(fns[n], per, warmup if r == 0 else 2, sync=_sync(cuda)).samples_ms
+                if cuda:
+                    dev[n].samples_ms += device_time(fns[n], per, 2).samples_ms
+            except Exception as exc:  # noqa: BLE001 - reported in that pipeline's row
+                out[n] = exc
+    for n in names:
+        if n in out:
+            continue
+        s = host[n].summary()
+        s["qps"] = batch / (s["mean_ms"] * 1e-3)
+        if cuda:
+            s["device_median_ms"] = dev[n].median
+            s["device_qps"] = batch / (dev[n].median * 1e-3)
+        out[n] = s
+    return out
 
 
 def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool) -> dict[str, Callable]:

@@ -18,6 +18,9 @@ from posefw import hookimpl
 from posefw.engine import Crops, Engine, check_batch
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+#: Attention kernels: "sdpa" (scaled_dot_product_attention: cuDNN/flash on CUDA) or "flex"
+#: (flex_attention, compiled; the default when compiling for CUDA, docs/engines.md).
+ATTENTIONS = ("sdpa", "flex")
 #: Fewest images per stream slice (``streams``): ViTPose-B fp16 on an H100 gained 1-3% from two
 #: slices at batch 64 and lost 10% at batch 8 (docs/benchmarks.md), where slices underfill the GPU.
 SPLIT_MIN = 32
@@ -38,7 +41,7 @@ class TorchEngine(Engine):
     def __init__(self, checkpoint: str | None = None, size: str = "b", precision: str = "fp32",
                  device: str | None = None, compile: bool | str = False, cuda_graph: bool = False,
                  max_batch: int = 64, seed: int = 0, model: Any = None, channels_last: bool = False,
-                 fuse_gelu: bool = False, streams: int = 1) -> None:
+                 fuse_gelu: bool = False, streams: int = 1, attention: str | None = None) -> None:
         import torch
 
         from posefw.models.checkpoints import load_vitpose
@@ -59,6 +62,10 @@ class TorchEngine(Engine):
             raise ValueError(f"streams: expected an integer >= 1, got {streams!r}")
         if streams > 1 and not dev.startswith("cuda"):
             raise ValueError("streams: more than one stream needs a CUDA device")
+        if attention is not None and attention not in ATTENTIONS:
+            raise ValueError(f"attention: expected one of {ATTENTIONS}, got {attention!r}")
+        if attention == "flex" and not compile:
+            raise ValueError("attention: 'flex' needs compile (eager flex attention is an unfused reference)")
         self.checkpoint, self.size, self.seed = checkpoint, size, seed
         if model is not None:
             self.model = model
@@ -77,6 +84,13 @@ class TorchEngine(Engine):
                 raise ValueError("fuse_gelu: needs posefw's ViTPose module, got " + type(self.model).__name__)
             self.model.fuse_gelu()
         self.fuse_gelu = fuse_gelu
+        flexible = hasattr(self.model, "flex_attention")
+        if attention == "flex" and not flexible:
+            raise ValueError("attention: 'flex' needs posefw's ViTPose module, got " + type(self.model).__name__)
+        # Default: flex where it is fast, i.e. as the Triton kernel torch.compile makes for CUDA.
+        self.attention = attention or ("flex" if compile and dev.startswith("cuda") and flexible else "sdpa")
+        if self.attention == "flex":
+            self.model.flex_attention()
         # No fp32 casts around LayerNorm here: PyTorch's fused layer_norm already accumulates in fp32
         # for half inputs (the fp16 LayerNorm overflow is TensorRT's decomposed norm, see tensorrt_engine).
         # compile=True uses torch.compile's default mode; a string picks the mode
@@ -91,7 +105,7 @@ class TorchEngine(Engine):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "device": str(self.torch_device), "precision": self.precision,
                 "compile": self.compiled, "cuda_graph": self.cuda_graph, "fuse_gelu": self.fuse_gelu,
-                "streams": self.streams}
+                "streams": self.streams, "attention": self.attention}
 
     def _to_input(self, batch: Any):
         import torch

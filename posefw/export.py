@@ -7,6 +7,7 @@ model with Polygraphy's ONNX-Runtime runner against the PyTorch model on the sam
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,11 @@ def export_onnx(model, out: str | Path, opset: int = DEFAULT_OPSET, max_batch: i
     if opset < 17:
         raise ValueError(f"opset: must be >= 17 so LayerNormalization survives, got {opset}")
     out = Path(out)
-    net, inputs, outputs = _wrap(model.eval().float().cpu(), decoder, kernel)
+    # A copy: the caller's model (an engine's, say) stays on its device and dtype.
+    model = copy.deepcopy(model).eval().float().cpu()
+    if hasattr(model, "flex_attention"):
+        model.flex_attention(None)  # ONNX has no flex attention: SDPA, the same function
+    net, inputs, outputs = _wrap(model, decoder, kernel)
     h, w = model.cfg.image_size
     args: tuple[Any, ...] = (torch.randn(2, 3, h, w),)
     dynamic = {"images": {0: "batch"}}

@@ -64,3 +64,11 @@ def test_export_command_vitpose_b(tmp_path, capsys):
     assert main(["export", "--out", str(tmp_path / "b.onnx")]) == 0
     out = capsys.readouterr().out
     assert "random weights" in out and "matches" in out
+
+
+def test_export_leaves_the_model_alone_and_drops_flex_attention(tmp_path):
+    """An engine's model (flex attention on) exports through SDPA and is not moved or changed."""
+    model = random_vitpose("b", dim=64, depth=1, heads=4, deconv_channels=32).to(torch.bfloat16).flex_attention()
+    export_onnx(model, tmp_path / "m.onnx")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    assert all(b.attn.flex_block == 64 for b in model.backbone.blocks)

@@ -123,3 +123,30 @@ def test_torch_engine_streams_split_matches_one_stream(graph):
         if graph:
             got2 = split.runner(n)(x + 1).clone()
             assert not torch.allclose(got2, ref)
+
+
+def test_torch_engine_attention_option():
+    model = random_vitpose("b", **SMALL)
+    assert posefw.create_engine("torch", model=model, device="cpu").describe()["attention"] == "sdpa"
+    with pytest.raises(ValueError, match="attention: expected one of"):
+        posefw.create_engine("torch", model=model, device="cpu", attention="xformers")
+    with pytest.raises(ValueError, match="attention: 'flex' needs compile"):
+        posefw.create_engine("torch", model=model, device="cpu", attention="flex")
+    with pytest.raises(ValueError, match="attention: 'flex' needs posefw's ViTPose"):
+        posefw.create_engine("torch", model=torch.nn.Identity(), device="cpu", attention="flex", compile=True)
+    # A module without flex support keeps SDPA when compiled (flex is only a default there).
+    assert posefw.create_engine("torch", model=torch.nn.Identity(), device="cpu", compile=True).attention == "sdpa"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_torch_engine_compiled_flex_attention_matches_sdpa():
+    """The compiled default on CUDA (flex attention, 64x64 tiles) against SDPA, both fp16."""
+    model = random_vitpose("b", **SMALL)
+    x = torch.randn(3, 3, 256, 192, generator=torch.Generator().manual_seed(4)).cuda()
+    sdpa = posefw.create_engine("torch", model=model, device="cuda", precision="fp16", compile=True, attention="sdpa")
+    ref = sdpa.infer(x)
+    flex = posefw.create_engine("torch", model=random_vitpose("b", **SMALL), device="cuda", precision="fp16", compile=True)
+    assert flex.attention == "flex"
+    got = flex.infer(x)
+    assert (got - ref).abs().max() <= 1e-2 * ref.abs().max()

@@ -177,3 +177,14 @@ def test_fuse_gelu_is_the_tanh_gelu_model():
         got = m.fuse_gelu()(x)
     torch.testing.assert_close(got, tanh_ref, rtol=1e-5, atol=1e-6)
     assert 0 < (got - exact).abs().max() < 1e-3
+
+
+def test_flex_attention_is_the_same_attention():
+    """flex_attention swaps the attention kernel, not the function (eager reference here; compiled on GPU)."""
+    m = random_vitpose("b", dim=64, depth=2, heads=4, deconv_channels=32).eval()
+    x = torch.randn(2, 3, 256, 192, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref = m(x)
+        got = m.flex_attention()(x)
+    assert all(b.attn.flex_block == 64 for b in m.backbone.blocks)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
