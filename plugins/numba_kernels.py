@@ -96,6 +96,24 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
         return bv, bi
 
     @cuda.jit(device=True)
+    def fold8(i0, v0, v1, v2, v3, v4, v5, v6, v7, hw, bv, bi, bad):
+        """Samples i0, i0 + threads, ..., i0 + 7 * threads folded into the running first maximum
+        and non-finite flag, in index order."""
+        bad |= nonfinite(v0, i0, hw) | nonfinite(v1, i0 + threads, hw) | nonfinite(v2, i0 + 2 * threads, hw) \
+            | nonfinite(v3, i0 + 3 * threads, hw) | nonfinite(v4, i0 + 4 * threads, hw) \
+            | nonfinite(v5, i0 + 5 * threads, hw) | nonfinite(v6, i0 + 6 * threads, hw) \
+            | nonfinite(v7, i0 + 7 * threads, hw)
+        bv, bi = better(v0, i0, bv, bi)
+        bv, bi = better(v1, i0 + threads, bv, bi)
+        bv, bi = better(v2, i0 + 2 * threads, bv, bi)
+        bv, bi = better(v3, i0 + 3 * threads, bv, bi)
+        bv, bi = better(v4, i0 + 4 * threads, bv, bi)
+        bv, bi = better(v5, i0 + 5 * threads, bv, bi)
+        bv, bi = better(v6, i0 + 6 * threads, bv, bi)
+        bv, bi = better(v7, i0 + 7 * threads, bv, bi)
+        return bv, bi, bad
+
+    @cuda.jit(device=True)
     def block_argmax(bv, bi, bad, tid, s_val, s_idx, s_bad):
         """First maximum, its index and the non-finite flag over the block (the same in every thread)."""
         if shuffles:
@@ -259,29 +277,19 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
         bad = int32(0)
         # Eight independent loads in flight per step (a dependent load per iteration would
         # serialize HBM latency), compared in index order to keep the first-maximum rule.
-        # Row and column advance incrementally: numba's integer // and % are 64-bit and slow.
+        # Strided maps: row and column advance incrementally (numba's integer // and % are
+        # 64-bit and slow); contiguous ones need only the linear index.
         dr = threads // w
         dc = threads - dr * w
         r = tid // w
         c = tid - r * w
-        if flat:  # eight independent loads per step, no row/column bookkeeping
+        if flat:
             for i0 in range(tid, hw, 8 * threads):
                 v0, v1, v2, v3 = flat_at(m, i0, hw), flat_at(m, i0 + threads, hw), \
                     flat_at(m, i0 + 2 * threads, hw), flat_at(m, i0 + 3 * threads, hw)
                 v4, v5, v6, v7 = flat_at(m, i0 + 4 * threads, hw), flat_at(m, i0 + 5 * threads, hw), \
                     flat_at(m, i0 + 6 * threads, hw), flat_at(m, i0 + 7 * threads, hw)
-                bad |= nonfinite(v0, i0, hw) | nonfinite(v1, i0 + threads, hw) | nonfinite(v2, i0 + 2 * threads, hw) \
-                    | nonfinite(v3, i0 + 3 * threads, hw) | nonfinite(v4, i0 + 4 * threads, hw) \
-                    | nonfinite(v5, i0 + 5 * threads, hw) | nonfinite(v6, i0 + 6 * threads, hw) \
-                    | nonfinite(v7, i0 + 7 * threads, hw)
-                bv, bi = better(v0, i0, bv, bi)
-                bv, bi = better(v1, i0 + threads, bv, bi)
-                bv, bi = better(v2, i0 + 2 * threads, bv, bi)
-                bv, bi = better(v3, i0 + 3 * threads, bv, bi)
-                bv, bi = better(v4, i0 + 4 * threads, bv, bi)
-                bv, bi = better(v5, i0 + 5 * threads, bv, bi)
-                bv, bi = better(v6, i0 + 6 * threads, bv, bi)
-                bv, bi = better(v7, i0 + 7 * threads, bv, bi)
+                bv, bi, bad = fold8(i0, v0, v1, v2, v3, v4, v5, v6, v7, hw, bv, bi, bad)
         for i0 in range(tid, 0 if flat else hw, 8 * threads):
             v0, r, c = load_next(m, r, c, i0, hw, dr, dc, w)
             v1, r, c = load_next(m, r, c, i0 + threads, hw, dr, dc, w)
@@ -291,18 +299,7 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
             v5, r, c = load_next(m, r, c, i0 + 5 * threads, hw, dr, dc, w)
             v6, r, c = load_next(m, r, c, i0 + 6 * threads, hw, dr, dc, w)
             v7, r, c = load_next(m, r, c, i0 + 7 * threads, hw, dr, dc, w)
-            bad |= nonfinite(v0, i0, hw) | nonfinite(v1, i0 + threads, hw) | nonfinite(v2, i0 + 2 * threads, hw) \
-                | nonfinite(v3, i0 + 3 * threads, hw) | nonfinite(v4, i0 + 4 * threads, hw) \
-                | nonfinite(v5, i0 + 5 * threads, hw) | nonfinite(v6, i0 + 6 * threads, hw) \
-                | nonfinite(v7, i0 + 7 * threads, hw)
-            bv, bi = better(v0, i0, bv, bi)
-            bv, bi = better(v1, i0 + threads, bv, bi)
-            bv, bi = better(v2, i0 + 2 * threads, bv, bi)
-            bv, bi = better(v3, i0 + 3 * threads, bv, bi)
-            bv, bi = better(v4, i0 + 4 * threads, bv, bi)
-            bv, bi = better(v5, i0 + 5 * threads, bv, bi)
-            bv, bi = better(v6, i0 + 6 * threads, bv, bi)
-            bv, bi = better(v7, i0 + 7 * threads, bv, bi)
+            bv, bi, bad = fold8(i0, v0, v1, v2, v3, v4, v5, v6, v7, hw, bv, bi, bad)
         score, idx, bad = block_argmax(bv, bi, bad, tid, s_val, s_idx, s_bad)
         if idx == 2147483647:  # every value NaN
             idx = 0
