@@ -115,13 +115,8 @@ class TorchEngine(Engine):
         return batch.to(self.torch_device, self.dtype, non_blocking=True)
 
     def infer(self, batch: Any, crops: Crops | None = None) -> Any:
-        import torch
-
         n = check_batch(batch, self.max_batch, self.name)[0]
-        if self.cuda_graph:
-            return self.runner(n)(batch)
-        with torch.inference_mode():
-            return self.forward(self._to_input(batch)).float()
+        return self.runner(n)(batch)  # a graph replay, or the same step run eagerly
 
     def _slices(self, batch: int) -> int:
         """How many stream slices a batch is cut into: at most ``streams``, none under SPLIT_MIN images."""

@@ -116,7 +116,15 @@ def test_torch_engine_streams_split_matches_one_stream(graph):
     for n in (1, 2 * SPLIT_MIN + 1, 3 * SPLIT_MIN):
         x = torch.randn(n, 3, 256, 192, generator=torch.Generator().manual_seed(n)).cuda()
         ref = one.infer(x)
-        got = split.runner(n)(x) if graph else split.infer(x)
+        sizes: list[int] = []
+        inner = split.forward
+        split.forward = lambda c, sizes=sizes, inner=inner: sizes.append(c.shape[0]) or inner(c)
+        try:
+            got = split.runner(n)(x) if graph else split.infer(x)
+        finally:
+            split.forward = inner
+        # The slices ran: eagerly on this call, or in the graph's warm-up and capture.
+        assert sorted(set(sizes)) == sorted({len(t) for t in x.tensor_split(split._slices(n))})
         # Slices are smaller GEMMs and convolutions: cuDNN may pick other (TF32) algorithms.
         assert got.shape == ref.shape and (got - ref).abs().max() <= 5e-3 * ref.abs().max()
         # The graph's output is overwritten by the next replay: a second input must change it.
