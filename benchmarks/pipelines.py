@@ -64,11 +64,11 @@ def measure_group(fns: dict[str, Callable[[int], Any]], batch: int, iters: int, 
     names = list(fns)
     for r in range(rounds):
         shift = r % len(names)
+        rewarm = warmup if r == 0 else (2 if cuda else 0)  # GPU: back to its clocks after the others
         for n in names[shift:] + names[:shift]:
             if n in out:  # failed earlier
                 continue
             try:
-                rewarm = warmup if r == 0 else (2 if cuda else 0)  # GPU: back to its clocks after the others
                 host[n].samples_ms += host_time(fns[n], per, rewarm, sync=_sync(cuda)).samples_ms
                 if cuda:
                     dev[n].samples_ms += device_time(fns[n], per, 2).samples_ms
