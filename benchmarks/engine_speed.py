@@ -98,24 +98,35 @@ def main(argv=None) -> int:
 
     reference = reference_output()
     # FLOPs of the model as published (the flop counter cannot see into the fused custom ops).
-    gflop = model_gflop(TorchEngine(precision="fp16", device="cuda"))
+    gflop = model_gflop(TorchEngine(precision="fp16", device="cuda", fuse_gelu=False, fuse_head=False))
     for variant in a.variants.split(","):
-        # Suffixes: -cl channels-last head, -freeze inductor freezing, -fusegelu fc1+GELU in one
-        # cuBLASLt GEMM, -nocudnnsdpa attention without cuDNN's kernel (flash attention 2),
-        # -sN the batch split over N CUDA streams (TorchEngine(streams=N)),
+        # A variant without suffixes is the engine's default (fp16: fused GELU, head and flex
+        # attention; two streams). Suffixes: -cl channels-last head, -freeze inductor freezing,
+        # -fusegelu / -erf fc1+GELU in one cuBLASLt GEMM or not, -nocudnnsdpa attention without
+        # cuDNN's kernel (flash attention 2), -sN the batch split over N CUDA streams (TorchEngine(streams=N)),
         # -lt cuBLASLt as torch's preferred BLAS library, -tma inductor's persistent TMA matmul templates,
-        # -sdpa scaled_dot_product_attention instead of the compiled default, flex attention.
+        # -sdpa scaled_dot_product_attention instead of the compiled default, flex attention,
+        # -nohead the head's tail unfused (modules instead of the Triton kernel), -nomask flex
+        # attention's per-call default mask instead of the one built once, -cdt inductor's
+        # coordinate-descent tuning of its generated kernels.
         flags = variant.split("-")[2:]
         base = "-".join(variant.split("-")[:2])
         mode = {"eager-graph": False, "compile-graph": True, "compile-max": "max-autotune-no-cudagraphs"}[base]
         torch._dynamo.reset()  # each variant compiles afresh (dynamo's recompile limit is per function)
         inductor_config.freezing = "freeze" in flags
+        inductor_config.coordinate_descent_tuning = "cdt" in flags
         inductor_config.triton.enable_persistent_tma_matmul = "tma" in flags
         torch.backends.cuda.enable_cudnn_sdp("nocudnnsdpa" not in flags)
         torch.backends.cuda.preferred_blas_library("cublaslt" if "lt" in flags else "cublas")
-        streams = next((int(f[1:]) for f in flags if f[:1] == "s" and f[1:].isdigit()), 1)
+        streams = next((int(f[1:]) for f in flags if f[:1] == "s" and f[1:].isdigit()), None)
+        fuse_gelu = True if "fusegelu" in flags else False if "erf" in flags else None
         eng = TorchEngine(precision="fp16", device="cuda", cuda_graph=True, compile=mode, channels_last="cl" in flags,
-                          fuse_gelu="fusegelu" in flags, streams=streams, attention="sdpa" if "sdpa" in flags else None)
+                          fuse_gelu=fuse_gelu, streams=streams, attention="sdpa" if "sdpa" in flags else None,
+                          fuse_head=False if "nohead" in flags else None)
+        if "nomask" in flags:
+            for m in eng.model.modules():
+                if hasattr(m, "block_mask"):
+                    m.block_mask = None
         for b in (int(x) for x in a.batches.split(",")):
             x = torch.randn(b, 3, 256, 192, device="cuda", dtype=torch.float16)
             run = eng.runner(b)
@@ -128,6 +139,7 @@ def main(argv=None) -> int:
                   f"({100 * tflops / ceiling:4.1f}% of {ceiling:.0f})", flush=True)
         rows[-1].update(output_drift(eng, reference))
         inductor_config.freezing = inductor_config.triton.enable_persistent_tma_matmul = False
+        inductor_config.coordinate_descent_tuning = False
         torch.backends.cuda.enable_cudnn_sdp(True)
         torch.backends.cuda.preferred_blas_library("cublas")
     if a.json:

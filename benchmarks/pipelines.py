@@ -114,7 +114,7 @@ def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool)
         if not reference:
             # Its own model instance (same checkpoint or seed): converting the engine's model would change it.
             reference.append(TorchEngine(checkpoint=getattr(engine, "checkpoint", None), size=getattr(engine, "size", "b"),
-                                         seed=getattr(engine, "seed", 0), precision="fp32", device=dev))
+                                         seed=getattr(engine, "seed", 0), precision="fp32", device=dev, fuse_head=False))
         x = images(b)
         return lambda i: reference[0].infer(x[i % 2])
 

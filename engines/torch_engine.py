@@ -41,7 +41,8 @@ class TorchEngine(Engine):
     def __init__(self, checkpoint: str | None = None, size: str = "b", precision: str = "fp32",
                  device: str | None = None, compile: bool | str = False, cuda_graph: bool = False,
                  max_batch: int = 64, seed: int = 0, model: Any = None, channels_last: bool = False,
-                 fuse_gelu: bool = False, streams: int = 1, attention: str | None = None) -> None:
+                 fuse_gelu: bool | None = None, streams: int | None = None, attention: str | None = None,
+                 fuse_head: bool | None = None) -> None:
         import torch
 
         from posefw.models.checkpoints import load_vitpose
@@ -58,6 +59,8 @@ class TorchEngine(Engine):
             raise ValueError("precision: fp16 needs a CUDA device (use fp32 or bf16 on the CPU)")
         if cuda_graph and not dev.startswith("cuda"):
             raise ValueError("cuda_graph: needs a CUDA device")
+        if streams is None:  # default: two slices where they were measured to pay, in CUDA graphs
+            streams = 2 if cuda_graph else 1
         if not isinstance(streams, int) or isinstance(streams, bool) or streams < 1:
             raise ValueError(f"streams: expected an integer >= 1, got {streams!r}")
         if streams > 1 and not dev.startswith("cuda"):
@@ -79,11 +82,13 @@ class TorchEngine(Engine):
         self.model = self.model.to(self.torch_device, self.dtype).eval()
         if channels_last:
             self.model.channels_last_head()
-        if fuse_gelu:  # opt-in: GELU's tanh form inside the fc1 GEMM (see ViTPose.fuse_gelu)
+        if fuse_gelu is None:  # default: on for fp16 on CUDA, where tanh GELU is below fp16's rounding
+            fuse_gelu = precision == "fp16" and hasattr(self.model, "fuse_gelu")
+        if fuse_gelu:  # GELU's tanh form inside the fc1 GEMM (see ViTPose.fuse_gelu)
             if not hasattr(self.model, "fuse_gelu"):
                 raise ValueError("fuse_gelu: needs posefw's ViTPose module, got " + type(self.model).__name__)
             self.model.fuse_gelu()
-        self.fuse_gelu = fuse_gelu
+        self.fuse_gelu = bool(fuse_gelu)
         flexible = hasattr(self.model, "flex_attention")
         if attention == "flex" and not flexible:
             raise ValueError("attention: 'flex' needs posefw's ViTPose module, got " + type(self.model).__name__)
@@ -91,6 +96,7 @@ class TorchEngine(Engine):
         self.attention = attention or ("flex" if compile and dev.startswith("cuda") and flexible else "sdpa")
         if self.attention == "flex":
             self.model.flex_attention()
+        self.fuse_head = self._fuse_head(fuse_head, dev)
         # No fp32 casts around LayerNorm here: PyTorch's fused layer_norm already accumulates in fp32
         # for half inputs (the fp16 LayerNorm overflow is TensorRT's decomposed norm, see tensorrt_engine).
         # compile=True uses torch.compile's default mode; a string picks the mode
@@ -102,10 +108,26 @@ class TorchEngine(Engine):
         self._side_streams = [torch.cuda.Stream(self.torch_device) for _ in range(streams)] if streams > 1 else []
         self._graphs: dict[tuple[int, Any], Any] = {}
 
+    def _fuse_head(self, wanted: bool | None, dev: str) -> bool:
+        """Whether the head's tail runs as one Triton kernel: by default wherever it can (CUDA, Triton,
+        posefw's ViTPose with the classic head); asked for where it cannot, a clear error."""
+        from posefw.models.head_kernel import triton_unavailable
+
+        head = getattr(self.model, "keypoint_head", None)
+        why = ("needs a CUDA device" if not dev.startswith("cuda") else triton_unavailable()
+               or (None if hasattr(self.model, "fuse_head") and hasattr(head, "fused_tail")
+                   else "needs posefw's ViTPose module with the classic head"))
+        if wanted and why:
+            raise ValueError(f"fuse_head: {why}")
+        on = bool(wanted if wanted is not None else not why)
+        if on:
+            self.model.fuse_head()
+        return on
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "device": str(self.torch_device), "precision": self.precision,
                 "compile": self.compiled, "cuda_graph": self.cuda_graph, "fuse_gelu": self.fuse_gelu,
-                "streams": self.streams, "attention": self.attention}
+                "streams": self.streams, "attention": self.attention, "fuse_head": self.fuse_head}
 
     def _to_input(self, batch: Any):
         import torch
@@ -163,22 +185,28 @@ class TorchEngine(Engine):
                     return step(self._to_input(batch))
             return eager
         key = (batch_size, post)
+        # Graphs capture and replay on the current device's streams: make it the engine's (an
+        # engine on cuda:1 while cuda:0 is current). The capture stream is the engine's own:
+        # torch.cuda.graph's default one is made once per process, on the device current then,
+        # and capturing cuda:1 work on a cuda:0 stream fails ("operation not permitted when
+        # stream is capturing"; seen on two H200s after an engine on cuda:0 had captured).
         if key not in self._graphs:
-            static_in = torch.zeros((batch_size, 3, *self.model.cfg.image_size), device=self.torch_device, dtype=self.dtype)
-            side = torch.cuda.Stream(self.torch_device)
-            side.wait_stream(torch.cuda.current_stream(self.torch_device))
-            with torch.inference_mode(), torch.cuda.stream(side):
-                for _ in range(3):  # warm-up: autotuning, lazy module loads, decoder compilation
-                    step(static_in)
-            torch.cuda.current_stream(self.torch_device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.inference_mode(), torch.cuda.graph(graph):
-                static_out = step(static_in)
+            with torch.cuda.device(self.torch_device):
+                static_in = torch.zeros((batch_size, 3, *self.model.cfg.image_size), device=self.torch_device, dtype=self.dtype)
+                side = torch.cuda.Stream(self.torch_device)
+                side.wait_stream(torch.cuda.current_stream(self.torch_device))
+                with torch.inference_mode(), torch.cuda.stream(side):
+                    for _ in range(3):  # warm-up: autotuning, lazy module loads, decoder compilation
+                        step(static_in)
+                torch.cuda.current_stream(self.torch_device).wait_stream(side)
+                graph = torch.cuda.CUDAGraph()
+                with torch.inference_mode(), torch.cuda.graph(graph, stream=torch.cuda.Stream(self.torch_device)):
+                    static_out = step(static_in)
             self._graphs[key] = (graph, static_in, static_out)
         graph, static_in, static_out = self._graphs[key]
 
         def replay(batch):
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.cuda.device(self.torch_device):
                 static_in.copy_(self._to_input(batch))
                 graph.replay()
             return static_out

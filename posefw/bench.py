@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--algorithm", default=None, choices=("dark-udp", "dark", "argmax"))
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="engine option, repeatable (e.g. fuse_gelu=true); values are JSON, else strings")
+                   help="engine option, repeatable (e.g. streams=1); values are JSON, else strings")
     p.add_argument("--json", default="posefw-bench.json", help="results file")
     p.add_argument("--plot", default="posefw-bench.png", help="plot file")
     p.add_argument("--no-decoders", action="store_true", help="skip the decoder-only table")

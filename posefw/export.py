@@ -48,8 +48,8 @@ def export_onnx(model, out: str | Path, opset: int = DEFAULT_OPSET, max_batch: i
     out = Path(out)
     # A copy: the caller's model (an engine's, say) stays on its device and dtype.
     model = copy.deepcopy(model).eval().float().cpu()
-    if hasattr(model, "flex_attention"):
-        model.flex_attention(None)  # ONNX has no flex attention: SDPA, the same function
+    if hasattr(model, "plain"):
+        model.plain()  # ONNX has none of the fused kernels: the plain modules, the checkpoint's function
     net, inputs, outputs = _wrap(model, decoder, kernel)
     h, w = model.cfg.image_size
     args: tuple[Any, ...] = (torch.randn(2, 3, h, w),)

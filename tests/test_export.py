@@ -66,9 +66,15 @@ def test_export_command_vitpose_b(tmp_path, capsys):
     assert "random weights" in out and "matches" in out
 
 
-def test_export_leaves_the_model_alone_and_drops_flex_attention(tmp_path):
-    """An engine's model (flex attention on) exports through SDPA and is not moved or changed."""
-    model = random_vitpose("b", dim=64, depth=1, heads=4, deconv_channels=32).to(torch.bfloat16).flex_attention()
-    export_onnx(model, tmp_path / "m.onnx")
+def test_export_leaves_the_model_alone_and_exports_the_plain_modules(tmp_path):
+    """An engine's model (flex attention, fused GELU and head on) exports as the checkpoint's plain
+    function (none of the fused kernels has an ONNX form) and is not moved or changed."""
+    onnx = pytest.importorskip("onnx")
+    model = random_vitpose("b", dim=64, depth=1, heads=4, deconv_channels=32).to(torch.bfloat16)
+    model.flex_attention().fuse_gelu().fuse_head()
+    path = export_onnx(model, tmp_path / "m.onnx")
     assert next(model.parameters()).dtype == torch.bfloat16
-    assert all(b.attn.flex_block == 64 for b in model.backbone.blocks)
+    assert all(b.attn.flex_block == 64 and b.mlp.fused_gelu for b in model.backbone.blocks)
+    assert model.keypoint_head.fused_tail
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "Erf" in ops and "Tanh" not in ops and not any(n.startswith("posefw") for n in ops)

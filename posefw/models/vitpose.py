@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .fused_ops import linear_gelu_tanh
+from .head_kernel import bn_relu_conv1x1
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=True)
         self.proj = nn.Linear(dim, dim)
         self.flex_block: int | None = None  # tile size when flex attention is on (ViTPose.flex_attention)
+        self.block_mask = None  # flex attention's all-visible BlockMask, built once (ViTPose.flex_attention)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -76,7 +78,10 @@ class Attention(nn.Module):
             from torch.nn.attention.flex_attention import flex_attention
 
             tiles = {"BLOCK_M": self.flex_block, "BLOCK_N": self.flex_block} if x.is_cuda else None
-            out = flex_attention(qkv[0], qkv[1], qkv[2], kernel_options=tiles)
+            mask = self.block_mask
+            if mask is not None and (mask.kv_num_blocks.device != x.device or mask.seq_lengths != (n, n)):
+                mask = None  # built for another device or token count: flex makes its default per call
+            out = flex_attention(qkv[0], qkv[1], qkv[2], block_mask=mask, kernel_options=tiles)
         else:
             out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
@@ -140,8 +145,13 @@ class ClassicHead(nn.Module):
             nn.ConvTranspose2d(c, c, 4, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
         )
         self.final_layer = nn.Conv2d(c, cfg.num_keypoints, 1)
+        self.fused_tail = False  # last BatchNorm + ReLU + 1x1 conv in one Triton kernel (ViTPose.fuse_head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused_tail:
+            bn, final = self.deconv_layers[4], self.final_layer
+            x = self.deconv_layers[:4](x)
+            return bn_relu_conv1x1(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps, final.weight, final.bias)
         x = self.deconv_layers(x)
         # The 1x1 conv to K=17 channels as (K, C) @ (C, H*W) per image, straight into NCHW:
         # cuDNN runs a 17-channel output in a slow generic kernel.
@@ -175,10 +185,10 @@ class ViTPose(nn.Module):
     def fuse_gelu(self) -> ViTPose:
         """Run each MLP's fc1 + bias + GELU as one cuBLASLt GEMM with its GELU epilogue.
 
-        That epilogue is GELU's tanh form, not erf: |difference| <= 5e-4, below fp16's
-        resolution of the activations, and measured to move heatmaps no more than fp16 itself
-        does (docs/engines.md). It saves writing and re-reading the 4x-wide MLP activations.
-        Opt-in (``TorchEngine(fuse_gelu=True)``) because it is not the checkpoint's exact function.
+        That epilogue is GELU's tanh form, not erf: |difference| <= 4.8e-4 (at x = 2.7, where an
+        fp16 activation is rounded by up to 9.8e-4), measured to move heatmaps no more than fp16
+        itself does (docs/engines.md). It saves writing and re-reading the 4x-wide MLP
+        activations. The torch engine's default in fp16 only; fp32 and bf16 keep erf.
         """
         for m in self.modules():
             if isinstance(m, Mlp):
@@ -194,9 +204,43 @@ class ViTPose(nn.Module):
         64-wide tiles cover exactly; on an H100 this took batch 1 from 0.535 to 0.497 ms and batch
         64 from 11,400 to 11,578 img/s against cuDNN's fused attention (docs/benchmarks.md).
         """
+        from torch.nn.attention.flex_attention import BlockMask
+
+        mask = None
+        if block:
+            # Built once here: left to flex_attention, its default mask is two tensors made anew on
+            # every call, 24 tiny kernels per pass (~5% of batch 1 on an H100). Like that default, it
+            # is one block covering every token (no mask function): a mask of 64-token "full" blocks
+            # measured 8% slower attention, the kernel then loading block indices per tile.
+            tokens = self.backbone.grid[0] * self.backbone.grid[1]
+            device = self.backbone.pos_embed.device
+            mask = BlockMask.from_kv_blocks(torch.ones(1, 1, 1, dtype=torch.int32, device=device),
+                                            torch.zeros(1, 1, 1, 1, dtype=torch.int32, device=device),
+                                            BLOCK_SIZE=-(-tokens // 128) * 128, seq_lengths=(tokens, tokens))
         for m in self.modules():
             if isinstance(m, Attention):
-                m.flex_block = block
+                m.flex_block, m.block_mask = block, mask
+        return self
+
+    def fuse_head(self, on: bool = True) -> ViTPose:
+        """Run the classic head's last BatchNorm + ReLU + 1x1 conv as one Triton kernel on CUDA
+        (``posefw.models.head_kernel``): the 64x48 maps are read once instead of three times and
+        the heatmaps come out in fp32. The same arithmetic as the modules, in fp32 registers.
+        """
+        if not isinstance(self.keypoint_head, ClassicHead):
+            raise ValueError("fuse_head: only the classic head has the BatchNorm + ReLU + 1x1 conv tail")
+        self.keypoint_head.fused_tail = on
+        return self
+
+    def plain(self) -> ViTPose:
+        """Back to the checkpoint's exact function in plain modules: SDPA attention, erf GELU, the
+        unfused head (what ONNX export needs: none of the fused kernels has an ONNX form)."""
+        self.flex_attention(None)
+        for m in self.modules():
+            if isinstance(m, Mlp):
+                m.fused_gelu = False
+        if isinstance(self.keypoint_head, ClassicHead):
+            self.fuse_head(False)
         return self
 
     def channels_last_head(self) -> ViTPose:

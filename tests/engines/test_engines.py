@@ -89,6 +89,29 @@ def test_torch_engine_fuse_gelu_option():
     assert eng.infer(np.zeros((1, 3, 256, 192), np.float32)).shape == (1, 17, 64, 48)
     with pytest.raises(ValueError, match="fuse_gelu: needs posefw's ViTPose"):
         TorchEngine(model=torch.nn.Identity(), fuse_gelu=True)
+    # Default: only in fp16 (CUDA), where tanh GELU is under fp16's rounding; fp32 and bf16 keep erf.
+    for precision in ("fp32", "bf16"):
+        model = random_vitpose("b", **SMALL)
+        assert TorchEngine(model=model, precision=precision).fuse_gelu is False
+        assert not any(b.mlp.fused_gelu for b in model.backbone.blocks)
+    if torch.cuda.is_available():
+        assert TorchEngine(model=random_vitpose("b", **SMALL), precision="fp16", device="cuda").fuse_gelu is True
+        assert TorchEngine(model=random_vitpose("b", **SMALL), precision="fp16", device="cuda", fuse_gelu=False).fuse_gelu is False
+
+
+def test_torch_engine_fuse_head_option():
+    """On by default only where it runs (CUDA with Triton); asked for elsewhere, a clear error."""
+    model = random_vitpose("b", **SMALL)
+    eng = posefw.create_engine("torch", model=model, device="cpu")
+    assert eng.describe()["fuse_head"] is False and not model.keypoint_head.fused_tail
+    with pytest.raises(ValueError, match="fuse_head: needs a CUDA device"):
+        posefw.create_engine("torch", model=model, device="cpu", fuse_head=True)
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="fuse_head: needs posefw's ViTPose module with the classic head"):
+            posefw.create_engine("torch", model=random_vitpose("b", **SMALL, head="simple"), device="cuda", fuse_head=True)
+        from posefw.models.head_kernel import triton_unavailable
+
+        assert posefw.create_engine("torch", model=model, device="cuda").fuse_head is (triton_unavailable() is None)
 
 
 def test_torch_engine_streams_option_checked():
@@ -99,6 +122,10 @@ def test_torch_engine_streams_option_checked():
     with pytest.raises(ValueError, match="streams: more than one stream needs a CUDA device"):
         posefw.create_engine("torch", model=model, device="cpu", streams=2)
     assert posefw.create_engine("torch", model=model, device="cpu").describe()["streams"] == 1
+    if torch.cuda.is_available():  # default: two slices in CUDA graphs, where they were measured to pay
+        assert posefw.create_engine("torch", model=model, device="cuda", cuda_graph=True).streams == 2
+        assert posefw.create_engine("torch", model=model, device="cuda").streams == 1
+        assert posefw.create_engine("torch", model=model, device="cuda", cuda_graph=True, streams=1).streams == 1
 
 
 @pytest.mark.gpu

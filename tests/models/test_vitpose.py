@@ -188,3 +188,21 @@ def test_flex_attention_is_the_same_attention():
         got = m.flex_attention()(x)
     assert all(b.attn.flex_block == 64 for b in m.backbone.blocks)
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_flex_attention_mask_is_built_once():
+    """One all-visible BlockMask for the model's token count, shared by the blocks; a call with
+    another token count falls back to flex attention's own default instead of misusing it."""
+    m = random_vitpose("b", dim=64, depth=2, heads=4, deconv_channels=32).eval().flex_attention()
+    masks = {id(b.attn.block_mask) for b in m.backbone.blocks}
+    mask = m.backbone.blocks[0].attn.block_mask
+    assert len(masks) == 1 and mask.seq_lengths == (192, 192)
+    attn = m.backbone.blocks[0].attn
+    x = torch.randn(2, 50, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        got = attn(x)
+        attn.flex_block = None
+        ref = attn(x)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+    m.flex_attention(None)
+    assert all(b.attn.block_mask is None and b.attn.flex_block is None for b in m.backbone.blocks)

@@ -37,6 +37,9 @@ def _decoder(name: str, algorithm: str):
 
 
 def _as_numpy(x) -> np.ndarray:
+    """Results as NumPy, whatever array the decoder returns (cupy-partial's are NumPy already)."""
+    if isinstance(x, np.ndarray):
+        return x
     return x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x.get() if hasattr(x, "get") else x.copy_to_host())
 
 
@@ -86,3 +89,25 @@ def test_device_boxes_on_another_gpu_are_refused(name):
     scales = torch.full((4, 2), 150.0, device="cuda:0")
     with pytest.raises(ValueError, match=r"centers: is on cuda:0 but heatmaps are on cuda:1"):
         _decoder(name, "dark-udp").decode(hm, centers, scales)
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_torch_engine_on_second_gpu(graph):
+    """A compiled fp16 engine (fused head kernel, flex attention, two streams in a graph) on cuda:1
+    while cuda:0 is current: its heatmaps stay there and equal the same engine's on cuda:0."""
+    import torch
+
+    from posefw.models.vitpose import random_vitpose
+
+    small = dict(dim=64, depth=2, heads=4, deconv_channels=32)
+    x = torch.randn(64, 3, 256, 192, generator=torch.Generator().manual_seed(6))
+    out = {}
+    for dev in ("cuda:0", "cuda:1"):
+        eng = posefw.create_engine("torch", model=random_vitpose("b", **small), device=dev, precision="fp16",
+                                   compile=True, cuda_graph=graph)
+        assert eng.fuse_head and eng.attention == "flex" and eng.streams == (2 if graph else 1)
+        assert torch.cuda.current_device() == 0
+        out[dev] = eng.infer(x.to(dev)).clone()
+    assert out["cuda:1"].device == torch.device("cuda:1")
+    torch.cuda.synchronize(1)
+    assert (out["cuda:1"].cpu() - out["cuda:0"].cpu()).abs().max() <= 1e-3 * out["cuda:0"].abs().max().item()
