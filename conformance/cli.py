@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("conformance", help="check a decoder against the numpy-cpu reference (numeric + COCO AP)")
     p.add_argument("--decoder", default=None, help="decoder to check (or use --engines)")
     p.add_argument("--engines", default=None, help="comma-separated engines to check against torch fp32 instead "
-                   "(NAME[:PRECISION][+OPTION[=VALUE]...], e.g. torch:fp16+fuse_gelu)")
+                   "(NAME[:PRECISION][+OPTION[=VALUE]...], e.g. torch:fp16+fuse_gelu=false)")
     p.add_argument("--algorithm", action="append", choices=ALGORITHMS, help="repeatable; default: all the decoder supports")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input", choices=("numpy", "torch", "torch-cuda", "cupy"), default="numpy",
@@ -83,7 +83,7 @@ def engines_main(args: argparse.Namespace) -> int:
     reference = posefw.create_engine("torch", precision="fp32", device="cpu")
     reports = []
     for spec in args.engines.split(","):
-        name, _, opt = spec.partition(":")  # e.g. torch:fp16, torch:bf16, torch:fp16+fuse_gelu
+        name, _, opt = spec.partition(":")  # e.g. torch:fp16, torch:bf16, torch:fp16+fuse_gelu=false
         opt, *flags = opt.split("+")  # +NAME means NAME=true
         opts: dict = {"precision": opt} if opt else {}
         opts.update(parse_options([f if "=" in f else f"{f}=true" for f in flags], "--engines"))

@@ -113,10 +113,12 @@ class TorchEngine(Engine):
         posefw's ViTPose with the classic head); asked for where it cannot, a clear error."""
         from posefw.models.head_kernel import triton_unavailable
 
-        head = getattr(self.model, "keypoint_head", None)
-        why = ("needs a CUDA device" if not dev.startswith("cuda") else triton_unavailable()
-               or (None if hasattr(self.model, "fuse_head") and hasattr(head, "fused_tail")
-                   else "needs posefw's ViTPose module with the classic head"))
+        if not dev.startswith("cuda"):
+            why = "needs a CUDA device"
+        elif not (hasattr(self.model, "fuse_head") and hasattr(getattr(self.model, "keypoint_head", None), "fused_tail")):
+            why = "needs posefw's ViTPose module with the classic head"
+        else:
+            why = triton_unavailable()
         if wanted and why:
             raise ValueError(f"fuse_head: {why}")
         on = bool(wanted if wanted is not None else not why)
