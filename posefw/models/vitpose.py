@@ -182,8 +182,9 @@ class ViTPose(nn.Module):
         self.keypoint_head = ClassicHead(cfg) if cfg.head == "classic" else SimpleHead(cfg)
         self.head_channels_last = False
 
-    def fuse_gelu(self) -> ViTPose:
-        """Run each MLP's fc1 + bias + GELU as one cuBLASLt GEMM with its GELU epilogue.
+    def fuse_gelu(self, on: bool = True) -> ViTPose:
+        """Run each MLP's fc1 + bias + GELU as one cuBLASLt GEMM with its GELU epilogue
+        (``on=False``: back to the separate erf GELU).
 
         That epilogue is GELU's tanh form, not erf: |difference| <= 4.8e-4 (at x = 2.7, where an
         fp16 activation is rounded by up to 9.8e-4), measured to move heatmaps no more than fp16
@@ -192,7 +193,7 @@ class ViTPose(nn.Module):
         """
         for m in self.modules():
             if isinstance(m, Mlp):
-                m.fused_gelu = True
+                m.fused_gelu = on
         return self
 
     def flex_attention(self, block: int | None = 64) -> ViTPose:
@@ -235,10 +236,7 @@ class ViTPose(nn.Module):
     def plain(self) -> ViTPose:
         """Back to the checkpoint's exact function in plain modules: SDPA attention, erf GELU, the
         unfused head (what ONNX export needs: none of the fused kernels has an ONNX form)."""
-        self.flex_attention(None)
-        for m in self.modules():
-            if isinstance(m, Mlp):
-                m.fused_gelu = False
+        self.flex_attention(None).fuse_gelu(False)
         if isinstance(self.keypoint_head, ClassicHead):
             self.fuse_head(False)
         return self
