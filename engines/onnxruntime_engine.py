@@ -42,11 +42,11 @@ class OnnxRuntimeEngine(Engine):
         else:
             providers = [p for p in PREFERRED if p in have]
         self.path, self.weights = resolve_onnx(onnx, checkpoint, size)
-        self.runner = OnnxrtRunner(SessionFromOnnx(str(self.path), providers=providers))
-        self.runner.activate()
-        self.provider = self.runner.sess.get_providers()[0]
+        self.session = OnnxrtRunner(SessionFromOnnx(str(self.path), providers=providers))
+        self.session.activate()
+        self.provider = self.session.sess.get_providers()[0]
         self.max_batch = max_batch
-        self.input_name = self.runner.sess.get_inputs()[0].name
+        self.input_name = self.session.sess.get_inputs()[0].name
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "device": self.provider, "onnx": str(self.path)}
@@ -57,13 +57,13 @@ class OnnxRuntimeEngine(Engine):
         check_batch(batch, self.max_batch, self.name)
         if type(batch).__module__.startswith("torch"):
             batch = batch.detach().cpu().numpy()
-        out = self.runner.infer({self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        out = self.session.infer({self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
         return next(iter(out.values()))
 
     def __del__(self) -> None:
-        runner = getattr(self, "runner", None)
-        if runner is not None and runner.is_active:
-            runner.deactivate()
+        session = getattr(self, "session", None)
+        if session is not None and session.is_active:
+            session.deactivate()
 
 
 @hookimpl

@@ -23,6 +23,7 @@ class OracleEngine(Engine):
     name = "oracle"
     device = "cpu"
     weights = "ground truth (oracle)"
+    needs_crops = True
 
     def __init__(self, annotations: str | None = None, sigma: float = 2.0, max_batch: int = 64) -> None:
         self.persons = load_persons(annotations or coco_mini_annotations())

@@ -42,6 +42,7 @@ def keep_norms_fp32(network: Any) -> Any:
 class TensorRTEngine(Engine):
     name = "tensorrt"
     device = "cuda"
+    runs_on = "cuda"
 
     @classmethod
     def available(cls) -> str | None:

@@ -173,20 +173,33 @@ class TorchEngine(Engine):
         h, w = self.model.cfg.image_size
         return h // 4, w // 4
 
-    def runner(self, batch_size: int, post: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
-        """A callable images -> post(heatmaps) for one batch size; captured in a CUDA graph if enabled."""
+    @property
+    def runs_on(self) -> str:
+        return str(self.torch_device)
+
+    @property
+    def input_dtype(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+    def runner(self, batch_size: int, pre: Callable[[], Any] | None = None,
+               post: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+        """A callable ``(batch=None, crops=None) -> post(heatmaps)`` for one batch size; with
+        ``cuda_graph`` it is one graph replay holding ``pre`` (the pipeline's crop kernel), the
+        model and ``post`` (a full GPU decoder). With ``pre`` the batch argument is unused."""
         import torch
 
         def step(x):
+            if pre is not None:
+                x = pre()
             heatmaps = self._split_forward(x) if self._slices(x.shape[0]) > 1 else self.forward(x).float()
             return post(heatmaps) if post else heatmaps
 
         if not self.cuda_graph:
-            def eager(batch):
+            def eager(batch=None, crops=None):
                 with torch.inference_mode():
-                    return step(self._to_input(batch))
+                    return step(None if pre is not None else self._to_input(batch))
             return eager
-        key = (batch_size, post)
+        key = (batch_size, pre, post)
         # Graphs capture and replay on the current device's streams: make it the engine's (an
         # engine on cuda:1 while cuda:0 is current). The capture stream is the engine's own:
         # torch.cuda.graph's default one is made once per process, on the device current then,
@@ -194,11 +207,12 @@ class TorchEngine(Engine):
         # stream is capturing"; seen on two H200s after an engine on cuda:0 had captured).
         if key not in self._graphs:
             with torch.cuda.device(self.torch_device):
-                static_in = torch.zeros((batch_size, 3, *self.model.cfg.image_size), device=self.torch_device, dtype=self.dtype)
+                static_in = None if pre is not None else torch.zeros(
+                    (batch_size, 3, *self.model.cfg.image_size), device=self.torch_device, dtype=self.dtype)
                 side = torch.cuda.Stream(self.torch_device)
                 side.wait_stream(torch.cuda.current_stream(self.torch_device))
                 with torch.inference_mode(), torch.cuda.stream(side):
-                    for _ in range(3):  # warm-up: autotuning, lazy module loads, decoder compilation
+                    for _ in range(3):  # warm-up: autotuning, lazy module loads, kernel compilation
                         step(static_in)
                 torch.cuda.current_stream(self.torch_device).wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
@@ -207,9 +221,10 @@ class TorchEngine(Engine):
             self._graphs[key] = (graph, static_in, static_out)
         graph, static_in, static_out = self._graphs[key]
 
-        def replay(batch):
+        def replay(batch=None, crops=None):
             with torch.inference_mode(), torch.cuda.device(self.torch_device):
-                static_in.copy_(self._to_input(batch))
+                if static_in is not None:
+                    static_in.copy_(self._to_input(batch))
                 graph.replay()
             return static_out
         return replay

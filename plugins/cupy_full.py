@@ -19,6 +19,7 @@ from .cupy_common import Launch, cupy_unavailable
 
 class CupyFullDecoder(Decoder):
     name = "cupy-full"
+    graph_safe = True
     device = "cuda"
 
     @classmethod

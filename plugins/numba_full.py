@@ -47,6 +47,7 @@ def numba_unavailable() -> str | None:
 
 class NumbaFullDecoder(Decoder):
     name = "numba-full"
+    graph_safe = True
     device = "cuda"
     #: Block size and register cap; by default 512 threads for grids of at most one block per SM
     #: (latency) and 128 threads capped at 56 registers otherwise (one wave); docs/benchmarks.md.

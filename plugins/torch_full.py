@@ -18,6 +18,7 @@ from posefw.decoder import Decoder, DecodeResult, check_boxes, check_device_boxe
 
 class TorchFullDecoder(Decoder):
     name = "torch-full"
+    graph_safe = True
     device = "cpu/cuda"
     options = ("device", "solve_dtype")
 

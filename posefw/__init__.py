@@ -34,6 +34,7 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "load_config",
+    "read_images",
 ]
 
 
@@ -43,4 +44,8 @@ def __getattr__(name: str):
         from posefw.pipeline import Pipeline
 
         return Pipeline
+    if name == "read_images":
+        from posefw.images import read_images
+
+        return read_images
     raise AttributeError(f"module 'posefw' has no attribute {name!r}")

@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", default="posefw-bench.json", help="results file")
     p.add_argument("--plot", default="posefw-bench.png", help="plot file")
     p.add_argument("--no-decoders", action="store_true", help="skip the decoder-only table")
+    p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end rows (frames and boxes in, keypoints out)")
+    p.add_argument("--e2e-boxes", type=int, default=None, help="boxes per call of the end-to-end rows (GPU default 64)")
     p.set_defaults(func=main)
 
 
@@ -177,13 +179,14 @@ def main(args: argparse.Namespace) -> int:
                         else:
                             row.update(res)
     _ratios(rows)
+    e2e = None if args.no_e2e else _end_to_end(args, engine, cfg, cuda, console)
     decoders = [] if args.no_decoders else _decoders(cfg, cuda, console, algorithm)
     result = {"environment": _environment(cuda), "engine": engine.describe(), "weights": engine.weights,
               "model": "ViTPose-B 256x192", "configuration": {"engine": cfg.engine.name, "engine_options": eopts,
                                                                "decoder": full_name, "algorithm": algorithm,
                                                                "batches": cfg.bench.batches, "iterations": cfg.bench.iterations,
                                                                "warmup": cfg.bench.warmup, "config_file": cfg.source},
-              "gpu": cuda, "pipelines": rows, "decoders": decoders, "seconds": round(time.time() - t0, 1)}
+              "gpu": cuda, "pipelines": rows, "end_to_end": e2e, "decoders": decoders, "seconds": round(time.time() - t0, 1)}
     _print(console, result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
@@ -205,6 +208,27 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
         ref = by.get(("engine", r["batch"]))
         if "device_qps" in r and ref and "device_qps" in ref:
             r["vs_engine_device"] = r["device_qps"] / ref["device_qps"]
+
+
+def _end_to_end(args: argparse.Namespace, engine: Any, cfg: Config, cuda: bool, console) -> dict[str, Any]:
+    """Frames and boxes in, keypoints out, beside the engine alone (benchmarks/end_to_end.py)."""
+    import posefw
+    from posefw.benchmarks import end_to_end
+
+    boxes = args.e2e_boxes or (64 if cuda else 2)
+    if boxes < 1 or boxes > engine.max_batch:
+        raise ValueError(f"--e2e-boxes: expected 1..{engine.max_batch}, got {boxes}")
+    d = cfg.decoder
+    decoder = posefw.create_decoder(d.name, algorithm=d.algorithm, kernel=d.kernel, **d.options)
+    with console.status("end to end: frames and boxes in, keypoints out"):
+        try:
+            if cuda:
+                return end_to_end.rows(engine, decoder, cuda, boxes=boxes)
+            # The CPU engine takes ~0.5 s a crop: a few calls show the path works, not its speed.
+            return end_to_end.rows(engine, decoder, cuda, boxes=boxes, calls=2, warmup=1, rounds=2, latency_iters=3,
+                                   latency_warmup=1)
+        except Exception as exc:  # noqa: BLE001 - reported; the rest of the bench stands
+            return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _decoders(cfg: Config, cuda: bool, console, algorithm: str) -> list[dict[str, Any]]:
@@ -262,6 +286,22 @@ def _print(console, result: dict[str, Any]) -> None:
                   f"{r['p99_ms']:.3f}", f"{r['qps']:.0f}", _pct(r.get("vs_engine")), _pct(r.get("vs_cpu_post")),
                   f"{r['device_median_ms']:.3f}" if "device_median_ms" in r else "", _pct(r.get("vs_engine_device")))
     console.print(t)
+    e2e = result.get("end_to_end")
+    if e2e and "error" in e2e:
+        console.print(f"[red]end to end: {escape(e2e['error'])}[/red]")
+    elif e2e:
+        e = Table(title=f"end to end: {e2e['boxes_per_call']} boxes per call from {e2e['source']}")
+        for col in ("path", "ms per call", "boxes/s", "vs engine"):
+            e.add_column(col, justify="right" if col != "path" else "left", no_wrap=True)
+        for name, r in e2e["throughput"].items():
+            if "error" in r:
+                e.add_row(name, f"[red]{escape(r['error'][:80])}[/red]", "", "")
+                continue
+            ref = " (vs half: each box runs twice)" if "+flip" in name else ""
+            e.add_row(name, f"{r['ms_per_call']:.3f}", f"{r['per_s']:.0f}", _pct(r.get("vs_engine")) + ref)
+        for name, r in e2e["latency"].items():
+            e.add_row(name + " (latency)", f"{r['median_ms']:.3f}", "", f"{r['vs_engine_latency']:.2f}x engine")
+        console.print(e)
     if result["decoders"]:
         d = Table(title="decoders alone (median per call; device time from CUDA events / graph replay on GPU)")
         for col in ("rank", "decoder", "device", "conformance", "b64 fp32 ms" if result["gpu"] else "b8 fp32 ms", "status"):

@@ -97,9 +97,11 @@ def degraded_heatmaps(persons: Persons, udp: bool, seed: int = 0) -> tuple[np.nd
     return maps, centers, scales
 
 
-def results(persons: Persons, keypoints: np.ndarray, scores: np.ndarray, box_scores=None,
+def results(image_ids: Any, keypoints: np.ndarray, scores: np.ndarray, box_scores=None,
             threshold: float = 0.2) -> list[dict[str, Any]]:
-    """COCO result entries; instance score = mean of keypoint scores above threshold (mmpose's rescoring)."""
+    """COCO result entries, one per row; instance score = mean of keypoint scores above
+    threshold (mmpose's rescoring) times the box's score. ``image_ids`` may be a :class:`Persons`."""
+    image_ids = np.asarray(getattr(image_ids, "image_ids", image_ids))
     out = []
     box_scores = np.ones(len(keypoints)) if box_scores is None else box_scores
     for i in range(len(keypoints)):
@@ -108,7 +110,7 @@ def results(persons: Persons, keypoints: np.ndarray, scores: np.ndarray, box_sco
         good = s > threshold
         inst = float(s[good].mean()) if good.any() else 0.0
         flat = np.concatenate([kp, s[:, None]], axis=1).reshape(-1)
-        out.append({"image_id": int(persons.image_ids[i]), "category_id": 1,
+        out.append({"image_id": int(image_ids[i]), "category_id": 1,
                     "keypoints": [float(v) for v in flat], "score": inst * float(box_scores[i])})
     return out
 

@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
             p.add_argument("--boxes", required=True, help="JSON: list of [x, y, w, h], or COCO detections with 'bbox'")
             p.add_argument("--out", required=True, help="PNG to write")
             p.add_argument("--json", default=None, help="also write keypoints here")
+            p.add_argument("--min-score", type=float, default=0.0,
+                           help="draw only boxes whose detection score is at least this (COCO detections)")
         else:
             p.add_argument("--annotations", required=True)
             p.add_argument("--images", required=True, help="folder of the annotation's images")
@@ -43,6 +45,8 @@ def add_parser(sub) -> None:
         p.add_argument("--algorithm", default="dark-udp", choices=ALGORITHMS)
         p.add_argument("--flip-test", action="store_true")
         p.add_argument("--device", default=None, help="engine device for torch (cpu, cuda)")
+        p.add_argument("--preprocess", default="auto", choices=("auto", "gpu", "cpu"),
+                       help="where images are decoded and cropped (auto: the engine's device)")
         p.set_defaults(func=cmd_predict if name == "predict" else cmd_eval)
 
 
@@ -85,20 +89,38 @@ def _pipeline(args: argparse.Namespace):
 
     engine = posefw.create_engine(args.engine, **_engine_options(args))
     decoder = posefw.create_decoder(args.decoder, algorithm=args.algorithm)
-    return Pipeline(engine, decoder, flip_test=args.flip_test), engine
+    return Pipeline(engine, decoder, flip_test=args.flip_test, preprocess=args.preprocess), engine
 
 
-def _read_boxes(path: str, image: str | None = None) -> np.ndarray:
-    """[x, y, w, h] boxes; COCO detections are filtered to the image's id (its file stem)."""
+def image_id(path: str | Path) -> int:
+    """The COCO image id of a file named as COCO names them (``%012d.jpg``), else 0."""
+    stem = Path(path).stem
+    return int(stem) if stem.isdigit() else 0
+
+
+def _read_boxes(path: str, image: str | None = None, min_score: float = 0.0) -> np.ndarray:
+    """[x, y, w, h] boxes; COCO detections are filtered to the image's id (its file stem) and score."""
     from posefw.cli import load_json
 
     data = load_json(path, "--boxes")
+    if not isinstance(data, list):
+        raise ValueError(f"--boxes: expected a JSON list of [x, y, w, h] or of COCO detections, got a "
+                         f"{type(data).__name__}")
     if data and isinstance(data[0], dict):
+        if not all(isinstance(d, dict) and "bbox" in d for d in data):
+            raise ValueError("--boxes: every COCO detection needs a 'bbox' [x, y, w, h]")
         stem = Path(image).stem if image else ""
-        if stem.isdigit() and all("image_id" in d for d in data):
+        if all("image_id" in d for d in data):
+            if not stem.isdigit():
+                raise ValueError(f"--boxes: detections name image ids, but {image} is not named by a COCO id")
             data = [d for d in data if int(d["image_id"]) == int(stem)]
-        data = [d["bbox"] for d in data]
-    return np.asarray(data, dtype=np.float64).reshape(-1, 4)
+        data = [d["bbox"] for d in data if float(d.get("score", 1.0)) >= min_score]
+    from posefw.frames import as_boxes
+
+    try:
+        return as_boxes(data, 0)
+    except ValueError as exc:
+        raise ValueError(f"--boxes: {str(exc).removeprefix('boxes[0]: ')}") from None
 
 
 def draw(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray, label: str,
@@ -120,8 +142,12 @@ def draw(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np
                 cv2.line(out, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), (0, 255, 0), 2 * scale, cv2.LINE_AA)
         for j in np.flatnonzero(ok):
             cv2.circle(out, tuple(int(v) for v in kp[j]), 3 * scale, (255, 0, 0), -1, cv2.LINE_AA)
-    cv2.putText(out, label, (8, 24 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255), 3 * scale, cv2.LINE_AA)
-    cv2.putText(out, label, (8, 24 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (200, 0, 0), scale, cv2.LINE_AA)
+    # One pass of text on a filled box: OpenCV 5 advances glyphs by stroke width, so an outline
+    # drawn as a thicker second pass no longer lines up with the text.
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale
+    (tw, th), base = cv2.getTextSize(label, font, size, scale)
+    cv2.rectangle(out, (0, 0), (tw + 16, th + base + 12), (0, 0, 0), -1)
+    cv2.putText(out, label, (8, th + 6), font, size, (255, 255, 255), scale, cv2.LINE_AA)
     return out
 
 
@@ -130,13 +156,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from posefw.cli import json_array
-    from posefw.preprocess import read_image
+    from posefw.frames import as_frame
+    from posefw.images import read_images
 
     console = Console()
-    image = read_image(args.image)
-    boxes = _read_boxes(args.boxes, args.image)
+    boxes = _read_boxes(args.boxes, args.image, args.min_score)
     pipe, engine = _pipeline(args)
-    (res,) = pipe([image], [boxes])
+    (frame,) = read_images([args.image], device=pipe.device)
+    (res,) = pipe([frame], [boxes], image_ids=[image_id(args.image)])
+    image = as_frame(frame, 0).host()
     label = f"posefw {args.engine}/{args.decoder} - {engine.weights}"
     vis = draw(image, res.keypoints, res.scores, boxes[res.valid], label)
     out = Path(args.out)
@@ -144,7 +172,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise OSError(f"--out: could not write {out}")
     for e in res.errors:
         console.print(f"[yellow]skipped[/yellow] {e}")
-    console.print(f"{int(res.valid.sum())} of {len(boxes)} boxes decoded ({engine.weights}) -> {out}")
+    console.print(f"{int(res.valid.sum())} of {len(boxes)} boxes decoded ({engine.weights}; crops on "
+                  f"{pipe.device}) -> {out}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "image": args.image, "weights": engine.weights, "errors": res.errors,
@@ -158,7 +187,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from posefw.coco import evaluate, load_persons
-    from posefw.preprocess import read_image
+    from posefw.coco import results as coco_results
+    from posefw.images import read_images
 
     console = Console()
     persons = load_persons(args.annotations)
@@ -176,26 +206,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
             by_image.setdefault(int(iid), []).append((box.tolist(), 1.0))
     pipe, engine = _pipeline(args)
     entries, skipped = [], []
+    todo = []
+    for iid, items in by_image.items():
+        if iid not in persons.images:
+            skipped.append(f"image {iid}: not in the annotations")
+        else:
+            todo.append((iid, np.array([b for b, _ in items], np.float64), np.array([s for _, s in items])))
+    order: list = []  # what each streamed item holds, consumed in the same order
+
+    def items(group: int = 8):
+        for start in range(0, len(todo), group):
+            part = todo[start:start + group]
+            errors: list[str] = []
+            frames = read_images([Path(args.images) / persons.images[iid] for iid, _, _ in part], pipe.device, errors)
+            skipped.extend(f"image {e}" for e in errors)
+            kept = [(p, f) for p, f in zip(part, frames) if f is not None]
+            order.append([p for p, _ in kept])
+            yield [f for _, f in kept], [p[1] for p, _ in kept], [p[0] for p, _ in kept]
+
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("evaluating", total=len(by_image))
-        for iid, items in by_image.items():
-            name = persons.images.get(iid)
-            if name is None:
-                skipped.append(f"image {iid}: not in the annotations")
+        task = progress.add_task("evaluating", total=len(todo))
+        for results in pipe.stream(items()):
+            for (iid, _, box_scores), res in zip(order.pop(0), results):
+                skipped += [f"image {iid} {e}" for e in res.errors]
+                ok = np.flatnonzero(res.valid)
+                entries += coco_results(np.full(len(ok), iid), res.keypoints[ok], res.scores[ok], box_scores[ok])
                 progress.advance(task)
-                continue
-            img = read_image(Path(args.images) / name)
-            boxes = np.array([b for b, _ in items], np.float64)
-            box_scores = np.array([s for _, s in items])
-            (res,) = pipe([img], [boxes], image_ids=[iid])
-            skipped += [f"image {iid} {e}" for e in res.errors]
-            for j in np.flatnonzero(res.valid):
-                s = np.nan_to_num(res.scores[j])
-                good = s > 0.2
-                inst = float(s[good].mean()) if good.any() else 0.0
-                kp = np.concatenate([np.nan_to_num(res.keypoints[j]), s[:, None]], 1).reshape(-1)
-                entries.append({"image_id": iid, "category_id": 1, "keypoints": kp.tolist(), "score": inst * box_scores[j]})
-            progress.advance(task)
     stats = evaluate(args.annotations, entries)
     table = Table(title=f"COCO keypoints: {args.engine} + {args.decoder} ({args.algorithm}) - {engine.weights}")
     for col in ("AP", "AP50", "AP75", "AR"):
@@ -209,5 +245,5 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"stats": stats, "engine": engine.describe(), "decoder": args.decoder,
                                                "algorithm": args.algorithm, "flip_test": args.flip_test,
-                                               "instances": len(entries), "skipped": skipped}, indent=1))
+                                               "crops_on": pipe.device, "instances": len(entries), "skipped": skipped}, indent=1))
     return 0

@@ -10,6 +10,10 @@
     name = "torch"
     [engine.options]         # e.g. precision = "fp16", checkpoint = "vitpose-b.pth"
 
+    [pipeline]
+    preprocess = "auto"      # "gpu" or "cpu": where crops are made (auto: the engine's device)
+    flip_test = false
+
     [bench]
     batches = [1, 64]
     iterations = 100
@@ -46,6 +50,16 @@ class EngineConfig:
 
 
 @dataclass
+class PipelineConfig:
+    preprocess: str = "auto"
+    flip_test: bool = False
+
+    def __post_init__(self) -> None:
+        if self.preprocess not in ("auto", "gpu", "cpu"):
+            raise ValueError(f"config [pipeline].preprocess: expected 'auto', 'gpu' or 'cpu', got {self.preprocess!r}")
+
+
+@dataclass
 class BenchConfig:
     batches: list[int] = field(default_factory=lambda: [1, 64])
     iterations: int = 100
@@ -58,6 +72,7 @@ class Config:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     source: str = "defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Config:
@@ -68,7 +83,7 @@ class Config:
         return dataclasses.replace(self, **{section: dataclasses.replace(sub, **given)})
 
 
-_TYPES = {int: (int,), str: (str,), dict: (dict,), list: (list,)}
+_TYPES = {int: (int,), str: (str,), dict: (dict,), list: (list,), bool: (bool,)}
 
 
 def _check_keys(section: str, values: dict[str, Any], target: Any) -> None:
@@ -85,7 +100,7 @@ def _section(cls: type, section: str, values: Any) -> Any:
     _check_keys(section, values, default)
     for key, value in values.items():
         expected = type(getattr(default, key))
-        if isinstance(value, bool) or not isinstance(value, _TYPES[expected]):
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, _TYPES[expected]):
             raise TypeError(
                 f"config [{section}].{key}: expected {expected.__name__}, got {type(value).__name__} {value!r}"
             )
@@ -101,7 +116,7 @@ def load_config(path: str | Path) -> Config:
         raise FileNotFoundError(f"config: file not found: {p}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config: {p} is not valid TOML: {exc}") from None
-    sections = {"decoder": DecoderConfig, "engine": EngineConfig, "bench": BenchConfig}
+    sections = {"decoder": DecoderConfig, "engine": EngineConfig, "bench": BenchConfig, "pipeline": PipelineConfig}
     unknown = sorted(set(data) - set(sections))
     if unknown:
         raise ValueError(f"config: unknown sections {unknown} in {p}; expected {sorted(sections)}")

@@ -112,6 +112,10 @@ class Decoder:
     device: ClassVar[str] = "cpu"
     #: Option names the constructor accepts besides algorithm and kernel.
     options: ClassVar[tuple[str, ...]] = ()
+    #: ``decode`` on CUDA tensors (heatmaps, centers and scales on the device) reads nothing back
+    #: to the host and allocates only through torch, so it can be captured in the engine's CUDA
+    #: graph (the pipeline and the benchmark then run it there).
+    graph_safe: ClassVar[bool] = False
 
     @classmethod
     def available(cls) -> str | None:

@@ -8,6 +8,7 @@ per-crop metadata for engines that need it (the oracle); others ignore it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,6 +35,14 @@ class Engine:
     max_batch: int = 64
     #: "random weights" unless a trained checkpoint was loaded.
     weights: str = "random weights"
+    #: Where ``infer`` runs and leaves its heatmaps ("cpu", "cuda:0", ...): the pipeline makes
+    #: crops on a CUDA device when the engine is there.
+    runs_on: str = "cpu"
+    #: Whether ``infer`` reads the ``crops`` metadata (image ids, boxes): only then does the
+    #: pipeline build it for every batch.
+    needs_crops: ClassVar[bool] = False
+    #: The dtype of the crops the engine wants (the pipeline's GPU crop kernel writes it directly).
+    input_dtype: str = "float32"
 
     @classmethod
     def available(cls) -> str | None:
@@ -41,6 +50,21 @@ class Engine:
 
     def infer(self, batch: Any, crops: Crops | None = None) -> Any:
         raise NotImplementedError
+
+    def runner(self, batch_size: int, pre: Callable[[], Any] | None = None,
+               post: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+        """A callable ``(batch=None, crops=None) -> post(heatmaps)`` for one batch size.
+
+        ``pre()``, when given, makes the batch on the device (the pipeline's crop kernel) and the
+        ``batch`` argument is not used. Engines that capture CUDA graphs override this to put
+        ``pre``, the network and ``post`` into one graph; here they simply run in turn.
+        """
+
+        def run(batch: Any = None, crops: Crops | None = None) -> Any:
+            heatmaps = self.infer(pre() if pre is not None else batch, crops)
+            return post(heatmaps) if post is not None else heatmaps
+
+        return run
 
     def describe(self) -> dict[str, Any]:
         """What this engine is, for reports (name, device, precision, weights...)."""

@@ -90,3 +90,36 @@ def test_predict_unreadable_image(tmp_path, capsys):
     (tmp_path / "x.jpg").write_bytes(b"not an image")
     assert main(["predict", str(tmp_path / "x.jpg"), "--boxes", str(tmp_path / "b.json"), "--out", str(tmp_path / "o.png")]) == 2
     assert "could not be decoded" in capsys.readouterr().err
+
+
+def test_predict_oracle_draws_ground_truth(coco_mini, tmp_path):
+    """The oracle needs the COCO id of the image (its file name), not 0: it then draws skeletons."""
+    cv2 = pytest.importorskip("cv2")
+    persons = posefw.coco.load_persons(coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json")
+    (tmp_path / "boxes.json").write_text(json.dumps(persons.boxes[persons.image_ids == 196141].tolist()))
+    image = coco_mini / "images" / "val2017" / "000000196141.jpg"
+    assert main(["predict", str(image), "--boxes", str(tmp_path / "boxes.json"), "--engine", "oracle",
+                 "--out", str(tmp_path / "vis.png"), "--json", str(tmp_path / "kp.json")]) == 0
+    data = json.loads((tmp_path / "kp.json").read_text())
+    scores = np.array(data["scores"], dtype=float)
+    assert np.nanmax(scores, axis=1).min() > 0.9  # every person found
+    drawn = cv2.imread(str(tmp_path / "vis.png"))[..., ::-1].astype(int)
+    green = (drawn[..., 1] > 200) & (drawn[..., 0] < 100) & (drawn[..., 2] < 100)
+    assert green.sum() > 500  # skeleton lines
+
+
+def test_eval_skips_a_missing_image_and_reports_it(coco_mini, tmp_path):
+    import shutil
+
+    images = tmp_path / "images"
+    shutil.copytree(coco_mini / "images" / "val2017", images)
+    (images / "000000196141.jpg").unlink()
+    (images / "000000000785.jpg").write_bytes(b"corrupt")
+    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
+    out = tmp_path / "r.json"
+    assert main(["eval", "--annotations", str(ann), "--images", str(images), "--engine", "oracle",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert any("000000196141.jpg" in s and "not found" in s for s in res["skipped"])
+    assert any("000000000785.jpg" in s and "could not be decoded" in s for s in res["skipped"])
+    assert res["instances"] == 80 - 4 - 1 and res["stats"]["AP"] > 0.9

@@ -1,0 +1,235 @@
+"""End to end: frames and boxes in, keypoints out, beside the engine alone, in one process.
+
+The workload is what a user runs: real coco-mini frames with their ground-truth boxes, taken in
+file order until a call holds ``boxes`` boxes (the last frame's boxes cut to fit); without the
+data, seeded synthetic 640x480 frames with boxes (the rows say so).
+
+- Throughput: many calls back to back through ``Pipeline.stream`` (the next call's host work and
+  upload overlap this one's compute), against the engine's own graph replays on crops already
+  on the device, back to back too; each timed by the host clock with a synchronize at the end,
+  in alternating rounds so clock drift falls on all alike.
+- Latency: one blocking call at a time (one box per call), against one engine call, medians.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from itertools import cycle
+from typing import Any
+
+import numpy as np
+from posefw.benchmarks.timing import Stats, device_time, host_time
+
+from posefw.pipeline import Pipeline
+
+
+def workload(boxes: int, calls: int = 4, seed: int = 0) -> tuple[list[tuple[list, list, list]], str]:
+    """``calls`` distinct calls of ``boxes`` boxes each, and where the frames came from."""
+    from posefw.coco import load_persons
+    from posefw.data import coco_mini, coco_mini_annotations
+    from posefw.images import read_image_cpu
+
+    ann = coco_mini_annotations()
+    pool: list[tuple[np.ndarray, np.ndarray, int]] = []
+    if ann.is_file():
+        persons = load_persons(ann)
+        for iid in dict.fromkeys(persons.image_ids.tolist()):
+            path = coco_mini() / "images" / "val2017" / persons.images[iid]
+            if path.is_file():
+                pool.append((read_image_cpu(path), persons.boxes[persons.image_ids == iid], iid))
+    source = f"coco-mini val2017 ({len(pool)} frames, ground-truth boxes)"
+    if not pool:
+        rng = np.random.default_rng(seed)
+        for i in range(24):
+            xy = rng.uniform(0, 400, (3, 2))
+            pool.append((rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+                         np.concatenate([xy, rng.uniform(60, 220, (3, 2))], 1), i))
+        source = "synthetic 640x480 frames (coco-mini not found: set POSEFW_DATA)"
+    out, k = [], 0
+    for _ in range(calls):
+        frames, bx, ids, have = [], [], [], 0
+        while have < boxes:
+            img, b, iid = pool[k % len(pool)]
+            k += 1
+            take = b[: boxes - have]
+            frames.append(img)
+            bx.append(take)
+            ids.append(iid)
+            have += len(take)
+        out.append((frames, bx, ids))
+    return out, source
+
+
+def on_device(calls: list[tuple[list, list, list]], device: str) -> list[tuple[list, list, list]]:
+    """The same calls with every frame already on the GPU (uploaded once, before timing)."""
+    import torch
+
+    return [([torch.from_numpy(f).to(device) for f in frames], bx, ids) for frames, bx, ids in calls]
+
+
+def throughput(step: Callable[[], Any], calls: int, sync: Callable[[], None] | None) -> float:
+    """Seconds per call for ``calls`` calls back to back, synchronizing once at the end."""
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        step()
+    if sync:
+        sync()
+    return (time.perf_counter() - t0) / calls
+
+
+def stream_step(pipe: Pipeline, items: list) -> Callable[[], Any]:
+    """One result per call from a stream that runs on across rounds (one call in flight)."""
+    gen: Iterator = pipe.stream(cycle(items))
+    return lambda: next(gen)
+
+
+def measure(entries: dict[str, tuple[Callable[[], Any], int]], calls: int, warmup: int, rounds: int,
+            cuda: bool) -> dict[str, dict[str, Any]]:
+    """Alternating rounds of back-to-back calls; per entry the median seconds per call and items/s."""
+    sync = None
+    if cuda:
+        import torch
+
+        sync = torch.cuda.synchronize
+    per: dict[str, list[float]] = {k: [] for k in entries}
+    out: dict[str, dict[str, Any]] = {}
+    names = list(entries)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            if name in out:
+                continue
+            step, _ = entries[name]
+            try:
+                for _ in range(warmup if r == 0 else 2 if cuda else 0):
+                    step()
+                per[name].append(throughput(step, calls, sync))
+            except Exception as exc:  # noqa: BLE001 - reported in that row; the others run on
+                out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    for name, (_, items) in entries.items():
+        if name in out:
+            continue
+        med = float(np.median(per[name]))
+        out[name] = {"ms_per_call": med * 1e3, "items_per_call": items, "per_s": items / med,
+                     "rounds_ms": [v * 1e3 for v in per[name]]}
+    return out
+
+
+def rows(engine: Any, decoder: Any, cuda: bool, boxes: int = 64, calls: int = 30, warmup: int = 5,
+         rounds: int = 5, latency_iters: int = 100, latency_warmup: int = 10) -> dict[str, Any]:
+    """The end-to-end section of ``posefw bench``."""
+    import torch
+
+    dev = engine.runs_on if cuda else "cpu"
+    work, source = workload(boxes, calls=4)
+    single, _ = workload(1, calls=4)
+    dtype = getattr(torch, engine.input_dtype)
+    crops = [torch.randn((boxes, 3, 256, 192), generator=torch.Generator().manual_seed(i)).to(dev, dtype)
+             for i in range(2)]
+    run = engine.runner(boxes)
+    k = [0]
+
+    def engine_step():
+        k[0] += 1
+        return run(crops[k[0] % 2])
+
+    entries: dict[str, tuple[Callable[[], Any], int]] = {"engine only (crops on the device)": (engine_step, boxes)}
+    pipes: dict[str, Pipeline] = {}
+    for flip in (False, True):
+        label = "+flip" if flip else ""
+        if cuda:  # one pipeline per stream of calls: each keeps its own call in flight
+            pipes["gpu" + label] = host = Pipeline(engine, decoder, flip_test=flip, preprocess="gpu")
+            entries[f"pipeline: host frames{label}"] = (stream_step(host, work), boxes)
+            gpu = Pipeline(engine, decoder, flip_test=flip, preprocess="gpu")
+            entries[f"pipeline: GPU frames{label}"] = (stream_step(gpu, on_device(work, dev)), boxes)
+        pipes["cpu" + label] = cpu = Pipeline(engine, decoder, flip_test=flip, preprocess="cpu")
+        name = f"pipeline: host frames, CPU crops{label}" if cuda else f"pipeline: host frames{label}"
+        entries[name] = (stream_step(cpu, work), boxes)
+    tp = measure(entries, calls, warmup, rounds, cuda)
+    base = tp["engine only (crops on the device)"].get("per_s")
+    for name, r in tp.items():
+        if base and "per_s" in r:
+            ref = base / 2 if "+flip" in name else base
+            r["vs_engine"] = r["per_s"] / ref
+    # Latency: one box per call, blocking.
+    sync = torch.cuda.synchronize if cuda else None
+    one = [torch.randn((1, 3, 256, 192)).to(dev, dtype)]
+    run1 = engine.runner(1)
+    w = latency_warmup
+    lat: dict[str, Any] = {"engine only, batch 1": host_time(lambda i: run1(one[0]), latency_iters, w, sync).summary()}
+    if cuda:
+        lat["engine only, batch 1"]["device_median_ms"] = device_time(lambda i: run1(one[0]), latency_iters, w).median
+    main = pipes["gpu" if cuda else "cpu"]
+    lat["pipeline: host frames, 1 box"] = _latency(main, single, latency_iters, w)
+    if cuda:
+        lat["pipeline: GPU frames, 1 box"] = _latency(main, on_device(single, dev), latency_iters, w)
+    ref = lat["engine only, batch 1"]["median_ms"]
+    for r in lat.values():
+        r["vs_engine_latency"] = r["median_ms"] / ref
+    return {"source": source, "boxes_per_call": boxes, "frames_per_call": [len(c[0]) for c in work],
+            "calls_per_round": calls, "rounds": rounds, "throughput": tp, "latency": lat,
+            "crops_on": {name: p.device for name, p in pipes.items()}}
+
+
+def _latency(pipe: Pipeline, items: list, iters: int, warmup: int) -> dict[str, Any]:
+    st: Stats = host_time(lambda i: pipe(*items[i % len(items)]), iters, warmup)
+    return st.summary()
+
+
+def breakdown(engine: Any, decoder: Any, boxes: int = 64, iters: int = 50) -> dict[str, Any]:
+    """Each stage of one GPU-path call alone, with the bytes it moves and the rate it reaches
+    against what the machine does at best (pinned host->device copies for the upload, device
+    copies for the crop kernel)."""
+    import torch
+    from posefw.benchmarks.timing import copy_bandwidth_gbs
+
+    from posefw.crop_kernel import launch
+
+    (call,), source = workload(boxes, calls=1)
+    pipe = Pipeline(engine, decoder, preprocess="gpu")
+    runner = pipe.runner
+    out: dict[str, Any] = {"source": source, "boxes": boxes, "frames": len(call[0])}
+    plan = pipe.plan(*call)
+    out["host: plan (checks, boxes)"] = host_time(lambda i: pipe.plan(*call), iters, 3).summary()
+    job = runner.launch(plan)  # makes the slot, the graph and the staging buffers
+    pipe.runner.finish(plan, job)
+    slot = job.slot
+    compute = torch.cuda.current_stream()
+
+    def stage(i):
+        slot.busy = False
+        return runner._meta(plan, slot, runner._frames(plan, slot, compute))
+
+    torch.cuda.synchronize()
+    out["host: staging copy + tables + upload launch"] = host_time(stage, iters, 3, torch.cuda.synchronize).summary()
+    nbytes = sum(f.nbytes for f in plan.frames)
+    src, dst = slot.pinned_frames[:nbytes], slot.device_frames[:nbytes]
+    up = device_time(lambda i: dst.copy_(src, non_blocking=True), iters, 3).median
+    big = torch.empty(256 << 20, dtype=torch.uint8, pin_memory=True)
+    big_dev = torch.empty_like(big, device="cuda")
+    peak = device_time(lambda i: big_dev.copy_(big, non_blocking=True), 10, 2).median
+    out["upload"] = {"median_ms": up, "bytes": nbytes, "GB_s": nbytes / up / 1e6,
+                     "pinned_h2d_peak_GB_s": big.numel() / peak / 1e6}
+    n = plan.rows
+    crops = torch.empty((n, 3, 256, 192), dtype=getattr(torch, engine.input_dtype), device="cuda")
+    ints, floats = runner.ints[:n], runner.floats[:n]
+    t = device_time(lambda i: launch(ints, floats, crops, n), iters, 3).median
+    written = crops.numel() * crops.element_size()
+    read = n * 256 * 192 * 3  # one uint8 sample per channel and pixel at least (neighbours hit the cache)
+    out["crop kernel"] = {"median_ms": t, "bytes_written": written, "bytes_read_min": read,
+                          "GB_s": (written + read) / t / 1e6, "copy_peak_GB_s": copy_bandwidth_gbs(1 << 30)}
+    run = engine.runner(n)
+    out["engine (graph replay)"] = {"median_ms": device_time(lambda i: run(crops), iters, 3).median}
+    hm = run(crops).float().clone()
+    c, s = runner.centers[:n], runner.scales[:n]
+    out["decode"] = {"median_ms": device_time(lambda i: decoder.decode(hm, c, s), iters, 3).median,
+                     "decoder": decoder.name}
+    res = torch.empty((n, hm.shape[1], 3), device="cuda")
+    host = torch.empty(res.shape, pin_memory=True)
+    out["readback"] = {"median_ms": device_time(lambda i: host.copy_(res, non_blocking=True), iters, 3).median,
+                       "bytes": res.numel() * 4}
+    whole = stream_step(pipe, [call])
+    for _ in range(5):
+        whole()
+    out["whole call, streamed"] = {"ms_per_call": throughput(whole, iters, torch.cuda.synchronize) * 1e3}
+    return out

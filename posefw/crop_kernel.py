@@ -1,0 +1,188 @@
+"""Every person crop of a batch in one Triton kernel: affine warp, flip, normalisation and cast.
+
+Each box row carries its frame's device address and strides (a per-frame base pointer table),
+so frames of any size and layout (HWC from NumPy, CHW from ``decode_jpeg``) are read in place,
+and the launch has fixed arguments: it can be captured in a CUDA graph next to the engine.
+
+The warp is OpenCV's ``warpAffine`` (bilinear, constant 0 border) in its own fixed point:
+source positions rounded to 1/32 pixel, integer bilinear weights, the result rounded to uint8
+like ViTPose's crop, then ``(v / 255 - mean) / std``. Rows ``i >= n_plain`` are the mirrored
+crops of box ``i - n_plain`` (the flip test).
+
+Triton is imported lazily (this module imports without it); on CPU tensors the kernel runs
+under Triton's interpreter (``TRITON_INTERPRET=1``), which CI uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+
+import numpy as np
+
+from posefw.transforms import INPUT_SIZE
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+#: Output pixels per program.
+BLOCK = 1024
+#: Columns of the per-box tables: int64 (frame address, height, width, row, column and channel
+#: strides in bytes, 2 spare) and float64 (the crop -> image matrix row-major, 2 spare).
+INT_COLS, FLOAT_COLS = 8, 8
+
+
+def triton_unavailable() -> str | None:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return "triton is not installed (it comes with CUDA builds of torch on Linux)"
+    return None
+
+
+@functools.cache
+def _kernel(interpret: bool):
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def warp_crops(ints_ptr, floats_ptr, out_ptr, n_plain, s0, s1, s2, b0, b1, b2,
+                   OW: tl.constexpr, OH: tl.constexpr, BP: tl.constexpr):
+        i = tl.program_id(1)
+        flip = i >= n_plain
+        b = tl.where(flip, i - n_plain, i).to(tl.int64)
+        p = tl.program_id(0) * BP + tl.arange(0, BP)
+        pm = p < OW * OH
+        y = p // OW
+        x = p % OW
+        xs = tl.where(flip, OW - 1 - x, x).to(tl.float64)  # column of the unmirrored crop
+        yf = y.to(tl.float64)
+        row = ints_ptr + b * 8
+        base = tl.load(row).to(tl.pointer_type(tl.uint8))
+        fh = tl.load(row + 1)
+        fw = tl.load(row + 2)
+        sy = tl.load(row + 3)
+        sx = tl.load(row + 4)
+        sc = tl.load(row + 5)
+        m = floats_ptr + b * 8
+        m00 = tl.load(m)
+        m01 = tl.load(m + 1)
+        m02 = tl.load(m + 2)
+        m10 = tl.load(m + 3)
+        m11 = tl.load(m + 4)
+        m12 = tl.load(m + 5)
+        # OpenCV's warpAffine in double: row term and column term each in 1/1024 px rounded half
+        # to even (saturate_cast<int>), + 16, >> 5 -> 1/32 px. Terms: x-row, x-col, y-row, y-col.
+        t = tl.join(tl.join(m01 * yf + m02, m00 * xs), tl.join(m11 * yf + m12, m10 * xs)) * 1024.0
+        r = tl.floor(t + 0.5)
+        r = tl.where((r - t == 0.5) & (r - 2.0 * tl.floor(r * 0.5) == 1.0), r - 1.0, r).to(tl.int32)
+        rx, ry = tl.split(r)
+        ra, rb = tl.split(rx)
+        rc, rd = tl.split(ry)
+        gx = (ra + rb + 16) >> 5
+        gy = (rc + rd + 16) >> 5
+        ix = (gx >> 5).to(tl.int64)
+        iy = (gy >> 5).to(tl.int64)
+        fx = gx & 31
+        fy = gy & 31
+        w00 = (32 - fx) * (32 - fy)
+        w01 = fx * (32 - fy)
+        w10 = (32 - fx) * fy
+        w11 = fx * fy
+        in_x0 = (ix >= 0) & (ix < fw)
+        in_x1 = (ix + 1 >= 0) & (ix + 1 < fw)
+        in_y0 = (iy >= 0) & (iy < fh)
+        in_y1 = (iy + 1 >= 0) & (iy + 1 < fh)
+        o00 = iy * sy + ix * sx
+        for c in tl.static_range(3):
+            o = o00 + c * sc
+            v = w00 * tl.load(base + o, mask=pm & in_y0 & in_x0, other=0).to(tl.int32)
+            v += w01 * tl.load(base + o + sx, mask=pm & in_y0 & in_x1, other=0).to(tl.int32)
+            v += w10 * tl.load(base + o + sy, mask=pm & in_y1 & in_x0, other=0).to(tl.int32)
+            v += w11 * tl.load(base + o + sy + sx, mask=pm & in_y1 & in_x1, other=0).to(tl.int32)
+            u8 = ((v + 512) >> 10).to(tl.float32)
+            if c == 0:
+                val = u8 * s0 + b0
+            elif c == 1:
+                val = u8 * s1 + b1
+            else:
+                val = u8 * s2 + b2
+            dst = out_ptr + (i.to(tl.int64) * 3 + c) * (OW * OH) + p
+            tl.store(dst, val.to(out_ptr.dtype.element_ty), mask=pm)
+
+    return warp_crops
+
+
+def launch(ints, floats, out, n_plain: int) -> None:
+    """Fill ``out`` (N, 3, H, W), N = n_plain or 2 * n_plain, from the box tables (torch tensors)."""
+    import torch
+
+    n_out, _, oh, ow = out.shape
+    if not out.is_contiguous():
+        raise ValueError("out: expected a contiguous (N, 3, H, W) tensor")
+    scale = 1.0 / (255.0 * STD.astype(np.float64))
+    bias = -MEAN.astype(np.float64) / STD.astype(np.float64)
+    grid = (-(-oh * ow // BLOCK), n_out)
+    on_device = torch.cuda.device(out.device) if out.is_cuda else contextlib.nullcontext()
+    with on_device:
+        _kernel(os.environ.get("TRITON_INTERPRET") == "1")[grid](
+            ints, floats, out, int(n_plain), *(float(v) for v in scale), *(float(v) for v in bias),
+            OW=ow, OH=oh, BP=BLOCK)
+
+
+def crop_matrices(centers: np.ndarray, scales: np.ndarray, udp: bool, size=INPUT_SIZE) -> np.ndarray:
+    """(N, 2, 3) crop pixel -> image pixel matrices for rotation 0, vectorised (no loop per box).
+
+    The image -> crop matrices are ``posefw.transforms.crop_matrix``'s (UDP or standard), and
+    they are inverted as OpenCV's ``warpAffine`` inverts them, so the kernel samples where the
+    CPU crop does to the last bit of the double.
+    """
+    c = np.asarray(centers, np.float64).reshape(-1, 2)
+    s = np.asarray(scales, np.float64).reshape(-1, 2)
+    out = np.asarray(size, np.float64)
+    fwd = np.zeros((len(c), 6), np.float64)
+    if udp:
+        f = (out - 1.0) / s
+        fwd[:, 0], fwd[:, 4] = f[:, 0], f[:, 1]
+        fwd[:, 2] = f[:, 0] * (-c[:, 0] + 0.5 * s[:, 0])
+        fwd[:, 5] = f[:, 1] * (-c[:, 1] + 0.5 * s[:, 1])
+    else:
+        a = out[0] / s[:, 0]
+        fwd[:, 0] = fwd[:, 4] = a
+        fwd[:, 2] = out[0] * 0.5 - a * c[:, 0]
+        fwd[:, 5] = out[1] * 0.5 - a * c[:, 1]
+    m0, m1, m2, m3, m4, m5 = fwd.T
+    d = m0 * m4 - m1 * m3
+    d = np.where(d != 0, 1.0 / np.where(d != 0, d, 1.0), 0.0)
+    a11, a22, a12, a21 = m4 * d, m0 * d, -m1 * d, -m3 * d
+    inv = np.stack([a11, a12, -a11 * m2 - a12 * m5, a21, a22, -a21 * m2 - a22 * m5], axis=1)
+    return inv.reshape(-1, 2, 3)
+
+
+def crop_gpu(frames: list, frame_index, centers, scales, udp: bool = True, flip: bool = False,
+             size=INPUT_SIZE, dtype=None):
+    """Crops of frames already on one device (torch uint8 (H, W, 3) or (3, H, W), any strides).
+
+    Returns (N, 3, H, W) normalised crops, or (2N, ...) with the mirrored ones after them when
+    ``flip``. The pipeline fills the same tables in pinned memory instead of calling this.
+    """
+    import torch
+
+    from posefw.frames import as_frame
+
+    checked = [as_frame(f, i) for i, f in enumerate(frames)]
+    table = np.array([[_address(f.array), f.height, f.width, *f.strides] for f in checked], np.int64)
+    idx = np.asarray(frame_index, np.int64)
+    n = len(idx)
+    dev = torch.device(checked[0].device)
+    ints = torch.zeros((n, INT_COLS), dtype=torch.int64)
+    ints[:, :6] = torch.from_numpy(table[idx])
+    floats = torch.zeros((n, FLOAT_COLS), dtype=torch.float64)
+    floats[:, :6] = torch.from_numpy(crop_matrices(centers, scales, udp, size).reshape(n, 6))
+    out = torch.empty((2 * n if flip else n, 3, size[1], size[0]), dtype=dtype or torch.float32, device=dev)
+    launch(ints.to(dev), floats.to(dev), out, n)
+    return out
+
+
+def _address(a) -> int:
+    return a.ctypes.data if isinstance(a, np.ndarray) else a.data_ptr()

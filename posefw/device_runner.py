@@ -1,0 +1,254 @@
+"""The pipeline's GPU path: frames go up once as uint8, everything after happens on the device.
+
+Per call (``launch``):
+- host frames are copied into a pinned staging buffer and uploaded in one copy on a copy stream;
+  frames already on the GPU are read in place (their address goes into the box table);
+- per box, one row of a table: the frame's address, size and strides, and the crop -> image
+  matrix (vectorised NumPy, no loop per box), staged in pinned memory;
+- per batch of boxes, the tables are copied into static device tables and one callable runs the
+  crop kernel, the engine, the flip average and a graph-safe decoder. With an engine that
+  captures CUDA graphs (``Engine.runner``) that callable is one graph replay from frames to
+  keypoints; the (N, K, 3) keypoints and scores come back in one copy.
+Each call in flight has a slot of staging buffers of its own, so call i+1's upload overlaps call
+i's compute; ``finish`` waits for the call's event, unpacks and frees the slot.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from posefw.arrays import framework, to_numpy
+from posefw.crop_kernel import FLOAT_COLS, INT_COLS, crop_matrices, launch
+from posefw.engine import Crops
+from posefw.pipeline import flip_back, flip_permutation
+
+
+def _grow(buf: Any, nbytes: int, **kw: Any) -> Any:
+    """A uint8 buffer of at least ``nbytes`` (reused when big enough, else 1.5x larger)."""
+    import torch
+
+    if buf is not None and buf.numel() >= nbytes:
+        return buf
+    return torch.empty(max(nbytes, int(1.5 * (buf.numel() if buf is not None else 0))), dtype=torch.uint8, **kw)
+
+
+class TableLayout:
+    """One block of box tables for ``rows`` rows: int64 (rows, INT_COLS), float64 (rows,
+    FLOAT_COLS), float32 centres (rows, 2) and scales (rows, 2), each contiguous. A batch's tables
+    are staged in pinned memory in this layout and go to the device in one copy."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.bounds = np.cumsum([0, rows * INT_COLS * 8, rows * FLOAT_COLS * 8, rows * 8, rows * 8])
+        self.nbytes = int(self.bounds[-1])
+
+    def views(self, block: Any) -> tuple[Any, Any, Any, Any]:
+        import torch
+
+        b = self.bounds
+        return (block[b[0]:b[1]].view(torch.int64).view(self.rows, INT_COLS),
+                block[b[1]:b[2]].view(torch.float64).view(self.rows, FLOAT_COLS),
+                block[b[2]:b[3]].view(torch.float32).view(self.rows, 2),
+                block[b[3]:b[4]].view(torch.float32).view(self.rows, 2))
+
+
+@dataclass
+class Slot:
+    """Host and device buffers one call in flight uses; reused once that call is finished."""
+
+    pinned_frames: Any = None
+    device_frames: Any = None
+    pinned_meta: Any = None  # one TableLayout block per batch
+    pinned_out: Any = None
+    done: Any = None  # the event after the call's last copy back
+    busy: bool = False  # a launched call's results are still in it (until ``finish``)
+    keep: list = field(default_factory=list)  # device frames read in place, alive until done
+
+
+@dataclass
+class Job:
+    slot: Slot
+    out: Any  # (R, K, 3) float32 view of pinned memory, or a host array
+    host_rows: dict = field(default_factory=dict)  # start -> (kp, sc) for decoders that are not graph-safe
+
+
+class DeviceRunner:
+    def __init__(self, pipe: Any) -> None:
+        import torch
+
+        self.pipe = pipe
+        eng = pipe.engine
+        self.device = torch.device(eng.runs_on if str(eng.runs_on).startswith("cuda") else "cuda")
+        if self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.dtype = getattr(torch, eng.input_dtype)
+        dev = self.device
+        self.layout = TableLayout(pipe.per_batch)
+        self.tables = torch.zeros(self.layout.nbytes, dtype=torch.uint8, device=dev)
+        self.ints, self.floats, self.centers, self.scales = self.layout.views(self.tables)
+        k = 17
+        # made here: inside a graph capture no host-to-device copy may happen
+        self.perm = torch.as_tensor(flip_permutation(k), device=dev) if pipe.flip_test else None
+        self.copy_stream = torch.cuda.Stream(dev)
+        self._lock = threading.Lock()
+        self.slots: list[Slot] = []  # grows to the number of calls in flight (two for stream())
+        self._steps: dict[int, Any] = {}
+        self.in_graph = bool(getattr(pipe.decoder, "graph_safe", False))
+
+    def check_frame(self, frame: Any, index: int) -> None:
+        if frame.device != "cpu" and frame.device != str(self.device):
+            raise ValueError(f"frame {index}: is on {frame.device} but the engine runs on {self.device}")
+
+    # -- one batch size's callable -----------------------------------------------------------
+    def _step(self, n: int):
+        """crops -> engine -> flip average -> (decoder): one engine runner per batch size n."""
+        if n in self._steps:
+            return self._steps[n]
+        import torch
+
+        pipe = self.pipe
+        n_eng = 2 * n if pipe.flip_test else n
+        ints, floats, centers, scales = self.ints[:n], self.floats[:n], self.centers[:n], self.scales[:n]
+
+        def pre():
+            crops = torch.empty((n_eng, 3, 256, 192), dtype=self.dtype, device=self.device)
+            launch(ints, floats, crops, n)
+            return crops
+
+        def post(hm):
+            if pipe.flip_test:
+                hm = (hm[:n] + flip_back(hm[n:], self.perm)) * 0.5
+            if not self.in_graph:
+                return hm
+            r = pipe.decoder.decode(hm, centers, scales)
+            return _pack(r.keypoints, r.scores)
+
+        self._steps[n] = pipe.engine.runner(n_eng, pre=pre, post=post)
+        return self._steps[n]
+
+    # -- a call --------------------------------------------------------------------------------
+    def launch(self, plan: Any) -> Job | None:
+        if plan.rows == 0:
+            return None
+        with self._lock:  # the static tables and graphs are shared: one call enqueues at a time
+            return self._launch(plan)
+
+    def _launch(self, plan: Any) -> Job:
+        import torch
+
+        slot = next((s for s in self.slots if not s.busy), None)
+        if slot is None:
+            slot = Slot()
+            self.slots.append(slot)
+        slot.busy = True  # free again once ``finish`` has read it (its last call is then done)
+        compute = torch.cuda.current_stream(self.device)
+        blocks = self._meta(plan, slot, self._frames(plan, slot, compute))
+        rows = plan.rows
+        job = Job(slot, None)
+        flip = self.pipe.flip_test
+        with torch.cuda.device(self.device):
+            for c, (start, n) in enumerate(self.pipe.chunks(rows)):
+                sl = slice(start, start + n)
+                self.tables.copy_(blocks[c], non_blocking=True)
+                crops = None
+                if self.pipe.engine.needs_crops:  # engines that render from metadata (the oracle)
+                    cs = [np.tile(a[sl], (2, 1)) if flip else a[sl] for a in (plan.centers, plan.scales)]
+                    crops = Crops(np.tile(plan.image_ids[sl], 2 if flip else 1), cs[0], cs[1],
+                                  np.repeat([False, True], n) if flip else np.zeros(n, bool), self.pipe.udp)
+                res = self._step(n)(None, crops)
+                if not self.in_graph:
+                    r = self.pipe.decoder.decode(res, plan.centers[sl], plan.scales[sl])
+                    job.host_rows[start] = (np.asarray(to_numpy(r.keypoints)), np.asarray(to_numpy(r.scores)))
+                    continue
+                if framework(res) != "torch" or not res.is_cuda:
+                    job.host_rows[start] = _unpack(np.asarray(to_numpy(res)))
+                    continue
+                if job.out is None:
+                    k = res.shape[1]
+                    slot.pinned_out = _grow(slot.pinned_out, rows * k * 3 * 4, pin_memory=True)
+                    job.out = slot.pinned_out[: rows * k * 3 * 4].view(torch.float32).view(rows, k, 3)
+                job.out[sl].copy_(res, non_blocking=True)
+            slot.done = torch.cuda.Event()
+            slot.done.record(compute)
+        return job
+
+    def finish(self, plan: Any, job: Job) -> tuple[np.ndarray, np.ndarray]:
+        job.slot.done.synchronize()
+        job.slot.keep = []
+        parts: dict[int, tuple[np.ndarray, np.ndarray]] = dict(job.host_rows)
+        if job.out is not None:
+            out = job.out.numpy().copy()  # the pinned buffer is reused by a later call
+            for start, n in self.pipe.chunks(plan.rows):
+                if start not in parts:
+                    parts[start] = _unpack(out[start:start + n])
+        job.slot.busy = False
+        chunks = [parts[s] for s, _ in self.pipe.chunks(plan.rows)]
+        kp = np.concatenate([c[0] for c in chunks])
+        sc = np.concatenate([c[1] for c in chunks])
+        return kp, sc
+
+    def _frames(self, plan: Any, slot: Slot, compute: Any) -> np.ndarray:
+        """Per frame: device address, height, width and byte strides. Host frames are staged in
+        pinned memory and uploaded in one copy (HWC, contiguous); device frames are read in place."""
+        import torch
+
+        host = [j for j, f in enumerate(plan.frames) if f.device == "cpu"]
+        table = np.zeros((len(plan.frames), 6), np.int64)
+        for j, f in enumerate(plan.frames):
+            table[j, 1:] = f.height, f.width, *(f.strides if f.device != "cpu" else (f.width * 3, 3, 1))
+            if f.device != "cpu":
+                table[j, 0] = f.array.data_ptr()
+                slot.keep.append(f.array)
+        if host:
+            sizes = np.array([plan.frames[j].nbytes for j in host], np.int64)
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            total = int(sizes.sum())
+            slot.pinned_frames = _grow(slot.pinned_frames, total, pin_memory=True)
+            slot.device_frames = _grow(slot.device_frames, total, device=self.device)
+            for j, off, size in zip(host, offsets, sizes):
+                f = plan.frames[j]
+                dst = slot.pinned_frames[off:off + size].view(f.height, f.width, 3)
+                dst.copy_(torch.from_numpy(f.array))  # torch copies in parallel; any strides in
+            # The slot's last call is finished (finish() waited for it), so the buffer is free; the
+            # copy stream does not wait for the compute stream, which is busy with the call before.
+            with torch.cuda.stream(self.copy_stream):
+                slot.device_frames[:total].copy_(slot.pinned_frames[:total], non_blocking=True)
+            compute.wait_stream(self.copy_stream)
+            table[host, 0] = slot.device_frames.data_ptr() + offsets
+        return table
+
+    def _meta(self, plan: Any, slot: Slot, table: np.ndarray) -> list[Any]:
+        """The box tables of every batch, vectorised, each a TableLayout block in pinned memory."""
+        rows, lay = plan.rows, self.layout
+        chunks = self.pipe.chunks(rows)
+        slot.pinned_meta = _grow(slot.pinned_meta, len(chunks) * lay.nbytes, pin_memory=True)
+        frame_table = table[plan.frame_of_row]
+        matrices = crop_matrices(plan.centers, plan.scales, self.pipe.udp).reshape(rows, 6)
+        blocks = []
+        for c, (start, n) in enumerate(chunks):
+            block = slot.pinned_meta[c * lay.nbytes:(c + 1) * lay.nbytes]
+            ints, floats, centers, scales = (v.numpy() for v in lay.views(block))
+            sl = slice(start, start + n)
+            ints[:n, :6], ints[:n, 6:] = frame_table[sl], 0
+            floats[:n, :6], floats[:n, 6:] = matrices[sl], 0
+            centers[:n], scales[:n] = plan.centers[sl], plan.scales[sl]
+            blocks.append(block)
+        return blocks
+
+
+def _pack(keypoints: Any, scores: Any) -> Any:
+    """(N, K, 2) + (N, K) -> (N, K, 3) float32 in the decoder's framework (one copy back later)."""
+    if framework(keypoints) == "torch":
+        import torch
+
+        return torch.cat([keypoints, scores[..., None]], -1)
+    kp, sc = np.asarray(to_numpy(keypoints)), np.asarray(to_numpy(scores))
+    return np.concatenate([kp, sc[..., None]], -1)
+
+
+def _unpack(out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.ascontiguousarray(out[..., :2]), np.ascontiguousarray(out[..., 2])

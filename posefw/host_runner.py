@@ -1,0 +1,60 @@
+"""The pipeline's CPU path: crops made by OpenCV on the host, for CPU-only machines and CI.
+
+Every batch runs when it is launched (there is no device to overlap with), so ``finish`` only
+hands over what ``launch`` computed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from posefw.arrays import to_numpy
+from posefw.engine import Crops
+from posefw.preprocess import crop_cpu
+
+
+class HostRunner:
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+
+    def check_frame(self, frame: Any, index: int) -> None:
+        """Any checked frame works here (device frames are copied to the host)."""
+
+    def launch(self, plan: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        if plan.rows == 0:
+            return None
+        pipe = self.pipe
+        crops = np.empty((plan.rows, 3, 256, 192), np.float32)
+        for j, frame in enumerate(plan.frames):
+            rows = np.flatnonzero(plan.frame_of_row == j)
+            crops[rows] = crop_cpu(frame.host(), plan.centers[rows], plan.scales[rows], udp=pipe.udp)
+        kps, scs = [], []
+        for start, n in pipe.chunks(plan.rows):
+            sl = slice(start, start + n)
+            kp, sc = self._run(crops[sl], plan.image_ids[sl], plan.centers[sl], plan.scales[sl])
+            kps.append(kp)
+            scs.append(sc)
+        return np.concatenate(kps), np.concatenate(scs)
+
+    def finish(self, plan: Any, handle: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return handle
+
+    def _run(self, x: np.ndarray, ids: np.ndarray, centers: np.ndarray, scales: np.ndarray):
+        from posefw.pipeline import flip_average
+
+        pipe = self.pipe
+        n = len(x)
+        flipped = np.zeros(n, bool)
+        if pipe.flip_test:
+            x = np.concatenate([x, x[..., ::-1]])
+            ids, flipped = np.concatenate([ids, ids]), np.concatenate([flipped, ~flipped])
+            c2, s2 = np.concatenate([centers, centers]), np.concatenate([scales, scales])
+        else:
+            c2, s2 = centers, scales
+        hm = pipe.engine.infer(np.ascontiguousarray(x), Crops(ids, c2, s2, flipped, pipe.udp))
+        if pipe.flip_test:
+            hm = flip_average(hm, n)
+        res = pipe.decoder.decode(hm, centers, scales)
+        return np.asarray(to_numpy(res.keypoints)), np.asarray(to_numpy(res.scores))

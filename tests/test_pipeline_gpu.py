@@ -1,0 +1,109 @@
+"""The GPU path (frames -> keypoints on the device) against the CPU path, on the GPU machine.
+
+Skipped with the reason elsewhere; CI covers the CPU path, the crop kernel under Triton's
+interpreter and the batching logic (test_pipeline_api.py, test_preprocess.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import posefw
+import posefw.coco
+from posefw.pipeline import Pipeline
+from posefw.testing import cuda_reason
+
+pytestmark = pytest.mark.gpu
+if cuda_reason():
+    pytest.skip(cuda_reason(), allow_module_level=True)
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def frames_and_boxes():
+    from posefw.data import coco_mini, coco_mini_annotations
+    from posefw.images import read_image_cpu
+
+    ann = coco_mini_annotations()
+    if not ann.is_file():
+        pytest.skip("coco-mini not found (set POSEFW_DATA)")
+    persons = posefw.coco.load_persons(ann)
+    ids = list(dict.fromkeys(persons.image_ids.tolist()))
+    frames = [read_image_cpu(coco_mini() / "images" / "val2017" / persons.images[i]) for i in ids]
+    return frames, [persons.boxes[persons.image_ids == i] for i in ids], ids
+
+
+@pytest.fixture(scope="module")
+def engine_fp32():
+    return posefw.create_engine("torch", precision="fp32", device="cuda", cuda_graph=True)
+
+
+def _keypoints(results):
+    return np.concatenate([r.keypoints for r in results]), np.concatenate([r.scores for r in results])
+
+
+@pytest.mark.parametrize("decoder, flip", [("cupy-full", False), ("cupy-full", True), ("numpy-cpu", False)])
+def test_gpu_path_agrees_with_cpu_path(engine_fp32, frames_and_boxes, decoder, flip):
+    """Same engine (torch fp32), same frames: <= 0.05 px median, the crops being bit-identical."""
+    frames, boxes, ids = frames_and_boxes
+    dec = posefw.create_decoder(decoder)
+    gpu = Pipeline(engine_fp32, dec, flip_test=flip, preprocess="gpu")
+    cpu = Pipeline(engine_fp32, dec, flip_test=flip, preprocess="cpu")
+    assert gpu.preprocess == "gpu" and Pipeline(engine_fp32, dec).preprocess == "gpu"  # auto: the engine's device
+    kg, sg = _keypoints(gpu(frames, boxes, ids))
+    kc, sc = _keypoints(cpu(frames, boxes, ids))
+    dist = np.linalg.norm(kg - kc, axis=-1)
+    assert np.median(dist) <= 0.05, np.median(dist)
+    assert np.isfinite(kg).all() and len(kg) == sum(len(b) for b in boxes)
+    np.testing.assert_allclose(sg, sc, atol=1e-3)
+
+
+def test_device_frames_stream_and_submit(engine_fp32, frames_and_boxes):
+    """CUDA frames (HWC and CHW) are read in place; stream and submit equal blocking calls."""
+    frames, boxes, ids = frames_and_boxes
+    dec = posefw.create_decoder("cupy-full")
+    pipe = Pipeline(engine_fp32, dec)
+    calls = [(frames[i:i + 5], boxes[i:i + 5], ids[i:i + 5]) for i in range(0, len(frames), 5)]
+    blocking = [_keypoints(pipe(*c))[0] for c in calls]
+    dev = [([torch.from_numpy(f).cuda() if j % 2 else torch.from_numpy(f).cuda().permute(2, 0, 1).contiguous()
+             for j, f in enumerate(fr)], bx, i) for fr, bx, i in calls]
+    streamed = [_keypoints(r)[0] for r in pipe.stream(dev)]
+    with pipe:
+        submitted = [_keypoints(f.result(timeout=300))[0] for f in [pipe.submit(*c) for c in calls]]
+    for a, b, c in zip(blocking, streamed, submitted):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+        np.testing.assert_allclose(a, c, atol=1e-3)
+
+
+def test_read_images_decodes_jpegs_on_the_gpu(frames_and_boxes):
+    from posefw.data import coco_mini
+    from posefw.images import read_image_cpu, read_images
+
+    paths = sorted((coco_mini() / "images" / "val2017").glob("*.jpg"))[:6]
+    gpu = read_images(paths, device="cuda")
+    assert all(t.is_cuda and t.dtype == torch.uint8 and t.shape[0] == 3 for t in gpu)
+    for p, t in zip(paths, gpu):
+        cpu = read_image_cpu(p)
+        diff = np.abs(t.permute(1, 2, 0).cpu().numpy().astype(int) - cpu)
+        assert diff.mean() < 1.0, (p.name, diff.mean())  # nvJPEG vs libjpeg-turbo IDCT rounding
+
+
+def test_eval_gpu_and_cpu_paths(coco_mini, tmp_path):
+    """posefw eval through both paths: the torch fp32 engine (random weights) and the oracle."""
+    from posefw.cli import main
+
+    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
+    stats = {}
+    for engine in ("torch", "oracle"):
+        for pre in ("gpu", "cpu"):
+            out = tmp_path / f"{engine}-{pre}.json"
+            assert main(["eval", "--annotations", str(ann), "--images", str(coco_mini / "images" / "val2017"),
+                         "--engine", engine, "--preprocess", pre, "--json", str(out)]) == 0
+            res = json.loads(out.read_text())
+            assert res["crops_on"].startswith("cuda" if pre == "gpu" else "cpu")
+            stats[engine, pre] = res["stats"]["AP"]
+    assert abs(stats["torch", "gpu"] - stats["torch", "cpu"]) <= 0.001, stats
+    assert stats["oracle", "gpu"] == stats["oracle", "cpu"] and stats["oracle", "gpu"] > 0.9, stats
