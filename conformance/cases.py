@@ -110,6 +110,8 @@ def cases(seed: int = 0) -> list[Case]:
         out.append(Case(f"k-{k}", realistic(seed + k, n=2, k=k), seed, "k", "K other than 17"))
     for n in (0, 1, 7, 64, 65):
         out.append(Case(f"batch-{n}", realistic(seed + 100 + n, n=n), seed, "batch", "batch sizes, including empty"))
+    out.append(Case("batch-301", realistic(seed + 401, n=301), seed, "batch",
+                    "more crops than a batch of 64 and beyond mmpose's float32 flat index (about 299 crops)"))
     big = realistic(seed + 3, n=4, k=34)
     out.append(Case("non-contiguous", big[:, ::2], seed, "layout", "strided input must be read through its strides"))
     out.append(Case("float16", realistic(seed + 4).astype(np.float16), seed, "dtype", "float16 input"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import posefw
 from posefw.cli import parse_options
 from posefw.data import coco_mini_annotations
 from posefw.decoder import ALGORITHMS
+from posefw.outputs import write_json
 
 
 def add_parser(sub) -> None:
@@ -107,7 +107,7 @@ def engines_main(args: argparse.Namespace) -> int:
                       "[green]pass[/green]" if r["passed"] else "[red]FAIL[/red]")
     console.print(table)
     if args.json:
-        Path(args.json).write_text(json.dumps(reports, indent=1, default=str))
+        write_json(args.json, reports)
     return 0 if all(r["passed"] for r in reports) else 1
 
 
@@ -150,6 +150,6 @@ def main(args: argparse.Namespace) -> int:
     verdict = "[green]PASSED[/green]" if report["passed"] else f"[red]FAILED[/red] ({report['failed']} checks)"
     console.print(f"{args.decoder}: {verdict} - {report['checks']} numeric checks")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+        write_json(args.json, report)
         console.print(f"report written to {args.json}")
     return 0 if report["passed"] else 1

@@ -148,14 +148,32 @@ def compare_image_space(case: Case, algorithm: str, ref, res, scales: np.ndarray
                        _failures(case, algorithm, "transform", where, ref.keypoints, res.keypoints))
 
 
+#: Families that check the decoder object rather than one batch: other kernel sizes, the
+#: caller's heatmaps left untouched, and one instance shared by several threads.
+BEHAVIOUR_FAMILIES = ("kernel-5", "kernel-7", "no-mutation", "threads")
+
+
+def family_names(seed: int = 0) -> list[str]:
+    """Every family name ``run`` accepts."""
+    return [c.name for c in cases(seed)] + list(BEHAVIOUR_FAMILIES)
+
+
 def run(make_decoder: Callable[..., Any], algorithms: tuple[str, ...], seed: int = 0,
         to_input: Callable[[np.ndarray], Any] = lambda a: a, kernel: int = 11,
         families: set[str] | None = None) -> list[CheckResult]:
-    """Run every case (or the named ones) for each algorithm; ``make_decoder(algorithm=, kernel=)``."""
+    """Run every case (or the named ones) for each algorithm; ``make_decoder(algorithm=, kernel=)``.
+
+    A family name that does not exist is an error (a misspelt name must not pass on zero checks).
+    """
     from posefw.plugins.numpy_cpu import NumpyCPUDecoder
 
+    if families is not None:
+        unknown = sorted(set(families) - set(family_names(seed)))
+        if unknown or not families:
+            raise ValueError(f"families: unknown {unknown or '(none given)'}; known: {', '.join(family_names(seed))}")
     results: list[CheckResult] = []
     all_cases = [c for c in cases(seed) if families is None or c.name in families]
+    behaviours = [f for f in BEHAVIOUR_FAMILIES if families is None or f in families]
     for algorithm in algorithms:
         ref_dec = NumpyCPUDecoder(algorithm=algorithm, kernel=kernel)
         dec = make_decoder(algorithm=algorithm, kernel=kernel)
@@ -180,7 +198,72 @@ def run(make_decoder: Callable[..., Any], algorithms: tuple[str, ...], seed: int
                     results.append(CheckResult(case.name, algorithm, "transform", False, f"decode with boxes raised {exc}"))
                     continue
                 results.append(compare_image_space(case, algorithm, ref_img, res_img, scales, kernel))
+        for family in behaviours:
+            results += _behaviour(family, make_decoder, dec, algorithm, seed, to_input)
     return results
+
+
+def _behaviour(family: str, make_decoder, dec, algorithm: str, seed: int, to_input) -> list[CheckResult]:
+    from posefw.conformance.cases import realistic
+    from posefw.plugins.numpy_cpu import NumpyCPUDecoder
+
+    def case(name, heatmaps, hint):
+        return Case(name, heatmaps, seed, "behaviour", hint)
+
+    try:
+        if family.startswith("kernel-"):
+            k = int(family.split("-")[1])
+            c = case(family, realistic(seed + 500 + k), f"the kernel={k} option must change the blur, not be ignored")
+            kdec = make_decoder(algorithm=algorithm, kernel=k)
+            ref = NumpyCPUDecoder(algorithm=algorithm, kernel=k).decode(c.heatmaps)
+            checks = compare(c, algorithm, ref, _host(kdec.decode(to_input(c.heatmaps))), k)
+            for r in checks:
+                if not r.passed:
+                    r.message += f" [case {family}: {c.hint}]"
+            return checks
+        if family == "no-mutation":
+            hm = realistic(seed + 600)
+            given = to_input(hm.copy())
+            before = np.array(to_numpy(given), copy=True)
+            dec.decode(given)
+            after = np.asarray(to_numpy(given))
+            changed = int((~((before == after) | (np.isnan(before) & np.isnan(after)))).sum())
+            return [CheckResult(family, algorithm, "no-mutation", changed == 0,
+                                "" if not changed else f"decode wrote into the caller's heatmaps ({changed} values changed)",
+                                int(before.size))]
+        if family == "threads":
+            return [_threads(dec, algorithm, seed, to_input)]
+    except Exception as exc:  # noqa: BLE001 - a crash is a failed family
+        return [CheckResult(family, algorithm, "runs", False, f"raised {type(exc).__name__}: {exc}")]
+    raise ValueError(f"families: unknown {family!r}")
+
+
+def _threads(dec, algorithm: str, seed: int, to_input, threads: int = 4, calls: int = 10) -> CheckResult:
+    """One decoder instance, ``threads`` threads, ``calls`` different batches each: every result
+    must equal the reference's for its own batch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from posefw.conformance.cases import realistic
+    from posefw.plugins.numpy_cpu import NumpyCPUDecoder
+
+    ref_dec = NumpyCPUDecoder(algorithm=algorithm, kernel=dec.kernel)
+    inputs = [realistic(seed + 700 + i, n=3 + i % 4) for i in range(threads * calls)]
+    refs = [ref_dec.decode(h) for h in inputs]
+
+    def work(i: int):
+        return _host(dec.decode(to_input(inputs[i])))
+
+    with ThreadPoolExecutor(threads) as pool:
+        got = list(pool.map(work, range(len(inputs))))
+    wrong = []
+    for i, (r, g) in enumerate(zip(refs, got)):
+        same_shape = g.keypoints.shape == r.keypoints.shape
+        if not same_shape or not np.allclose(g.keypoints, r.keypoints, atol=1e-2, equal_nan=True) \
+                or not np.array_equal(g.scores, r.scores, equal_nan=True):
+            wrong.append(i)
+    msg = "" if not wrong else (f"{len(wrong)} of {len(inputs)} results wrong when {threads} threads share one decoder "
+                                f"(calls {wrong[:8]}): per-call state kept on the instance?")
+    return CheckResult("threads", algorithm, "thread-safety", not wrong, msg, len(inputs))
 
 
 def _host(res):
@@ -190,9 +273,10 @@ def _host(res):
 
 
 def summary(results: list[CheckResult]) -> dict[str, Any]:
+    """``passed`` only when checks ran and none failed: zero checks is a failure, not a pass."""
     failed = [r for r in results if not r.passed]
     return {
-        "passed": not failed,
+        "passed": bool(results) and not failed,
         "checks": len(results),
         "failed": len(failed),
         "results": [asdict(r) for r in results],

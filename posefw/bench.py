@@ -8,15 +8,14 @@ the CPU-capable parts with small settings, finishing in about a minute.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from posefw.cli import parse_options
 from posefw.config import Config, load_config
+from posefw.outputs import atomic_path, check_target, write_json
 
 
 def add_parser(sub) -> None:
@@ -99,17 +98,6 @@ def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any
     return cfg, eopts
 
 
-def _check_writable(path: str | None) -> None:
-    if not path:
-        return
-    p = Path(path)
-    try:
-        with open(p, "a"):
-            pass
-    except OSError as exc:
-        raise OSError(f"output: cannot write {p}: {exc.strerror}") from None
-
-
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
@@ -122,8 +110,10 @@ def main(args: argparse.Namespace) -> int:
     why = cuda_reason()
     cuda = why is None
     cfg, eopts = resolve(args, cuda)
-    _check_writable(args.json)
-    _check_writable(args.plot)
+    # Fail before the long run, creating nothing (results are written atomically at the end).
+    for path, option in ((args.json, "--json"), (args.plot, "--plot")):
+        if path:
+            check_target(path, option, image=option == "--plot")
     if not cuda:
         console.print(f"[yellow]No GPU: {why}.[/yellow] Running the CPU-capable parts "
                       f"(torch engine fp32 on the CPU, CPU decoders) with batches {cfg.bench.batches}, "
@@ -189,7 +179,7 @@ def main(args: argparse.Namespace) -> int:
               "gpu": cuda, "pipelines": rows, "end_to_end": e2e, "decoders": decoders, "seconds": round(time.time() - t0, 1)}
     _print(console, result)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+        write_json(args.json, result, "--json")
     if args.plot:
         _plot(result, args.plot)
     console.print(f"results: {args.json}, plot: {args.plot} ({result['seconds']} s)")
@@ -343,5 +333,6 @@ def _plot(result: dict[str, Any], path: str) -> None:
     axes[1].set_xlabel("µs per call (largest batch, fp32)")
     axes[1].set_title("decoders (conformance passed)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path, "--plot") as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

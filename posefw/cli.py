@@ -12,6 +12,7 @@ import numpy as np
 
 import posefw
 from posefw.config import Config, load_config
+from posefw.outputs import write_json
 
 
 def _console():
@@ -133,7 +134,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         "keypoints": json_array(result.keypoints),
         "scores": json_array(result.scores),
     }
-    Path(args.out).write_text(json.dumps(out))
+    write_json(args.out, out, "--out", indent=None)
     _console().print(f"decoded {len(result)} crops x {result.scores.shape[1]} keypoints with {cfg.name} ({cfg.algorithm}) -> {args.out}")
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -152,14 +151,17 @@ def draw(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import cv2
     from rich.console import Console
 
     from posefw.cli import json_array
     from posefw.frames import as_frame
     from posefw.images import read_images
+    from posefw.outputs import check_target, write_image, write_json
 
     console = Console()
+    check_target(args.out, "--out", image=True)
+    if args.json:
+        check_target(args.json, "--json")
     boxes = _read_boxes(args.boxes, args.image, args.min_score)
     pipe, engine = _pipeline(args)
     (frame,) = read_images([args.image], device=pipe.device)
@@ -168,16 +170,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     label = f"posefw {args.engine}/{args.decoder} - {engine.weights}"
     vis = draw(image, res.keypoints, res.scores, boxes[res.valid], label)
     out = Path(args.out)
-    if not cv2.imwrite(str(out), cv2.cvtColor(vis, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"--out: could not write {out}")
+    write_image(out, vis, "--out")
     for e in res.errors:
         console.print(f"[yellow]skipped[/yellow] {e}")
     console.print(f"{int(res.valid.sum())} of {len(boxes)} boxes decoded ({engine.weights}; crops on "
                   f"{pipe.device}) -> {out}")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "image": args.image, "weights": engine.weights, "errors": res.errors,
-            "keypoints": json_array(res.keypoints), "scores": json_array(res.scores)}))
+        write_json(args.json, {"image": args.image, "weights": engine.weights, "errors": res.errors,
+                               "keypoints": json_array(res.keypoints), "scores": json_array(res.scores)}, indent=None)
     return 0
 
 
@@ -189,6 +189,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from posefw.coco import evaluate, load_persons
     from posefw.coco import results as coco_results
     from posefw.images import read_images
+    from posefw.outputs import write_json
 
     console = Console()
     persons = load_persons(args.annotations)
@@ -243,7 +244,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for s in skipped:
         console.print(f"[yellow]skipped[/yellow] {s}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"stats": stats, "engine": engine.describe(), "decoder": args.decoder,
-                                               "algorithm": args.algorithm, "flip_test": args.flip_test,
-                                               "crops_on": pipe.device, "instances": len(entries), "skipped": skipped}, indent=1))
+        write_json(args.json, {"stats": stats, "engine": engine.describe(), "decoder": args.decoder,
+                               "algorithm": args.algorithm, "flip_test": args.flip_test,
+                               "crops_on": pipe.device, "instances": len(entries), "skipped": skipped})
     return 0

@@ -34,7 +34,7 @@ def test_bench_cpu_run_writes_json_and_plot(tmp_path):
     (["--iterations", "0"], "iterations: must be >= 1"),
     (["--decoder", "no-such-decoder"], "no-such-decoder"),
     (["--engine-option", "fuse_gelu"], "--engine-option: expected KEY=VALUE"),
-    (["--json", "/nonexistent-dir/r.json"], "output: cannot write"),
+    (["--json", "/nonexistent-dir/r.json"], "--json: cannot write"),
 ])
 def test_bench_bad_input_is_named(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # default result files land here, never in the checkout

@@ -86,6 +86,43 @@ class DropsNaN(NumpyCPUDecoder):
         return DecodeResult(res.keypoints[keep], res.scores[keep])
 
 
+class OffBeyond100(NumpyCPUDecoder):
+    """Right for small batches, 5 px off once a call holds more than 100 crops."""
+
+    def decode(self, heatmaps, centers=None, scales=None):
+        res = super().decode(heatmaps, centers, scales)
+        if res.keypoints.shape[0] <= 100:
+            return res
+        return DecodeResult((res.keypoints + np.float32(5)).astype(np.float32), res.scores)
+
+
+class IgnoresKernel(NumpyCPUDecoder):
+    """Accepts ``kernel`` and always blurs with 11."""
+
+    def __init__(self, algorithm="dark-udp", kernel=11, **options):
+        super().__init__(algorithm, 11, **options)
+
+
+class WritesIntoInput(NumpyCPUDecoder):
+    """Clips the caller's heatmaps in place."""
+
+    def decode(self, heatmaps, centers=None, scales=None):
+        if isinstance(heatmaps, np.ndarray) and heatmaps.flags.writeable:
+            np.maximum(heatmaps, 0, out=heatmaps, where=np.isfinite(heatmaps))
+        return super().decode(heatmaps, centers, scales)
+
+
+class SharedState(NumpyCPUDecoder):
+    """Keeps the call's heatmaps on the instance: wrong as soon as two threads share it."""
+
+    def decode(self, heatmaps, centers=None, scales=None):
+        import time
+
+        self._current = heatmaps
+        time.sleep(0.002)
+        return super().decode(self._current, centers, scales)
+
+
 BROKEN = [
     (BlurredArgmax, ("dark-udp",), "scores", "raw heatmap maximum"),
     (LastTie, ("argmax",), "keypoints", "first maximum in row-major"),
@@ -94,6 +131,10 @@ BROKEN = [
     (HalfPixel, ("dark-udp",), "keypoints", "constant shift of (+0.5000, +0.5000)"),
     (NoUdpScale, ("dark-udp",), "transform", "size was used"),
     (DropsNaN, ("dark-udp",), "shape", "rows were dropped"),
+    (OffBeyond100, ("dark-udp",), "keypoints", "constant shift of (+5.0000, +5.0000)"),
+    (IgnoresKernel, ("dark",), "keypoints", "kernel=7 option must change the blur"),
+    (WritesIntoInput, ("dark-udp",), "no-mutation", "wrote into the caller's heatmaps"),
+    (SharedState, ("dark-udp",), "thread-safety", "threads share one decoder"),
 ]
 
 
@@ -107,10 +148,24 @@ def test_broken_decoder_is_caught(cls, algos, check, words):
         f"{r.case}/{r.check}: {r.message[:160]}" for r in failed[:6])
     # every failure is reproducible from the report
     listed = [f for r in failed for f in r.failures]
-    if check != "shape":
+    if check not in ("shape", "no-mutation", "thread-safety"):
         assert listed and all(f.seed == 0 and f.case for f in listed)
 
 
 def test_reference_passes_its_own_suite():
     results = numeric.run(lambda **kw: NumpyCPUDecoder(**kw), ("dark-udp", "dark", "argmax"))
     assert all(r.passed for r in results)
+
+
+def test_zero_checks_is_a_failure_and_unknown_families_are_named():
+    with pytest.raises(ValueError, match="families: unknown \\['realistc'\\]; known: realistic"):
+        numeric.run(lambda **kw: NumpyCPUDecoder(**kw), ("dark-udp",), families={"realistc"})
+    assert numeric.summary([])["passed"] is False
+
+
+def test_transform_is_checked_without_coco_data(monkeypatch, tmp_path):
+    """The numeric suite checks the transform back to the image on its own boxes: a decoder that
+    transforms wrongly fails even where the COCO data (AP parity) is absent."""
+    monkeypatch.setenv("POSEFW_DATA", str(tmp_path))
+    results = numeric.run(lambda **kw: NoUdpScale(**kw), ("dark-udp",), families={"realistic"})
+    assert any(r.check == "transform" and not r.passed for r in results)
