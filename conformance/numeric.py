@@ -267,8 +267,9 @@ def _threads(dec, algorithm: str, seed: int, to_input, threads: int = 4, calls: 
 
 
 def _host(res):
-    from posefw.decoder import DecodeResult
+    from posefw.decoder import DecodeResult, checked_result
 
+    res = checked_result(res, "candidate")
     return DecodeResult(np.asarray(to_numpy(res.keypoints)), np.asarray(to_numpy(res.scores)))
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 import posefw
 from posefw.config import Config, load_config
+from posefw.decoder import checked_result
 from posefw.outputs import write_json
 
 
@@ -125,7 +126,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     centers = scales = None
     if args.boxes:
         centers, scales = _read_boxes(args.boxes, int(heatmaps.shape[0]) if heatmaps.ndim else 0)
-    result = decoder.decode(heatmaps, centers, scales).numpy()
+    result = checked_result(decoder.decode(heatmaps, centers, scales), cfg.name).numpy()
     out = {
         "decoder": cfg.name,
         "algorithm": cfg.algorithm,

@@ -34,6 +34,17 @@ class DecodeResult:
         return int(self.keypoints.shape[0])
 
 
+def checked_result(res: Any, decoder: str) -> DecodeResult:
+    """A decoder's return value, refused with its name unless it is a DecodeResult (or has its
+    ``keypoints`` and ``scores``): a plugin returning None or a tuple fails here, clearly."""
+    if isinstance(res, DecodeResult):
+        return res
+    if hasattr(res, "keypoints") and hasattr(res, "scores"):
+        return DecodeResult(res.keypoints, res.scores)
+    raise TypeError(f"decoder {decoder!r}: decode() must return posefw.DecodeResult(keypoints, scores), "
+                    f"got {type(res).__name__}")
+
+
 def check_algorithm(algorithm: str, supported: tuple[str, ...], decoder: str) -> str:
     if not isinstance(algorithm, str) or algorithm not in supported:
         raise ValueError(

@@ -23,6 +23,7 @@ import numpy as np
 
 from posefw.arrays import framework, to_numpy
 from posefw.crop_kernel import FLOAT_COLS, INT_COLS, crop_matrices, launch
+from posefw.decoder import checked_result
 from posefw.engine import Crops
 from posefw.pipeline import flip_back, flip_permutation
 
@@ -124,7 +125,7 @@ class DeviceRunner:
                 hm = (hm[:n] + flip_back(hm[n:], self.perm)) * 0.5
             if not self.in_graph:
                 return hm
-            r = pipe.decoder.decode(hm, centers, scales)
+            r = checked_result(pipe.decoder.decode(hm, centers, scales), pipe.decoder.name)
             return _pack(r.keypoints, r.scores)
 
         self._steps[n] = pipe.engine.runner(n_eng, pre=pre, post=post)
@@ -161,7 +162,8 @@ class DeviceRunner:
                                   np.repeat([False, True], n) if flip else np.zeros(n, bool), self.pipe.udp)
                 res = self._step(n)(None, crops)
                 if not self.in_graph:
-                    r = self.pipe.decoder.decode(res, plan.centers[sl], plan.scales[sl])
+                    r = checked_result(self.pipe.decoder.decode(res, plan.centers[sl], plan.scales[sl]),
+                                       self.pipe.decoder.name)
                     job.host_rows[start] = (np.asarray(to_numpy(r.keypoints)), np.asarray(to_numpy(r.scores)))
                     continue
                 if framework(res) != "torch" or not res.is_cuda:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from posefw.arrays import to_numpy
+from posefw.decoder import checked_result
 from posefw.engine import Crops
 from posefw.preprocess import crop_cpu
 
@@ -56,5 +57,5 @@ class HostRunner:
         hm = pipe.engine.infer(np.ascontiguousarray(x), Crops(ids, c2, s2, flipped, pipe.udp))
         if pipe.flip_test:
             hm = flip_average(hm, n)
-        res = pipe.decoder.decode(hm, centers, scales)
+        res = checked_result(pipe.decoder.decode(hm, centers, scales), pipe.decoder.name)
         return np.asarray(to_numpy(res.keypoints)), np.asarray(to_numpy(res.scores))

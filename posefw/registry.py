@@ -49,7 +49,7 @@ class BackendInfo:
     name: str
     provider: str
     plugin: str
-    status: str  # "available", "unavailable", "broken" or "conflict"
+    status: str  # "available", "unavailable", "broken", "conflict", or "unprobed" until asked
     reason: str = ""
     algorithms: tuple[str, ...] = ()
     device: str = ""
@@ -156,32 +156,43 @@ class Registry:
         for kind in found:
             for name, infos in found[kind].items():
                 if len(infos) > 1:
-                    who = " and ".join(f"{i.provider} (plugin {i.plugin})" for i in infos)
-                    for i in infos:
-                        i.status, i.reason = "conflict", f"{kind} name {name!r} is registered by both {who}"
+                    _resolve_conflict(kind, name, infos)
         self._backends = found
         return found
 
     @staticmethod
     def _info(kind: str, cls: Any, record: PluginRecord) -> BackendInfo:
+        """What the class declares; whether it can run here is probed later, only when asked
+        (``available()`` may import a GPU stack)."""
         name = getattr(cls, "name", None)
-        info = BackendInfo(kind, str(name or getattr(cls, "__name__", cls)), record.dist, record.name, "available", cls=cls)
+        info = BackendInfo(kind, str(name or getattr(cls, "__name__", cls)), record.dist, record.name, "unprobed", cls=cls)
         if not isinstance(name, str) or not name:
             info.status, info.reason = "broken", f"{cls!r} has no string attribute 'name'"
             return info
+        method = "decode" if kind == "decoder" else "infer"
+        base = _base_method(kind)
+        impl = getattr(cls, method, None)
+        if not callable(impl) or impl is base:
+            info.status, info.reason = "broken", f"{cls.__name__} does not implement {method}()"
+            return info
         info.algorithms = tuple(getattr(cls, "algorithms", ()))
         info.device = str(getattr(cls, "device", ""))
+        return info
+
+    @staticmethod
+    def _probe(info: BackendInfo) -> BackendInfo:
+        if info.status != "unprobed":
+            return info
         try:
-            why = cls.available()
+            why = info.cls.available()
         except Exception as exc:  # noqa: BLE001 - available() itself failing is a reason
             why = f"available() raised {_describe(exc)}"
-        if why:
-            info.status, info.reason = "unavailable", str(why)
+        info.status, info.reason = ("unavailable", str(why)) if why else ("available", "")
         return info
 
     def backends(self, kind: str) -> list[BackendInfo]:
         """Every registered decoder or engine, plus broken plugins, sorted by name."""
-        infos = [i for group in self._collect()[kind].values() for i in group]
+        infos = [self._probe(i) for group in self._collect()[kind].values() for i in group]
         for rec in self.plugins.values():
             if rec.status == "broken" and not rec.provides:
                 infos.append(BackendInfo(kind, rec.name, rec.dist, rec.name, "broken", rec.error))
@@ -193,8 +204,8 @@ class Registry:
         if not infos:
             listing = self._listing(kind)
             raise PluginError(f"{kind}: unknown {kind} {name!r}. Installed {kind}s: {listing}")
-        info = infos[0]
-        if info.status != "available":
+        info = next((i for i in infos if i.status != "conflict"), infos[0])
+        if self._probe(info).status != "available":
             raise PluginError(f"{kind}: {name!r} is {info.status}: {info.reason}")
         return info.cls
 
@@ -206,6 +217,34 @@ class Registry:
 
     def create(self, kind: str, name: str, **options: Any) -> Any:
         return self.get(kind, name)(**options)
+
+
+def _base_method(kind: str) -> Any:
+    if kind == "decoder":
+        from posefw.decoder import Decoder
+
+        return Decoder.decode
+    from posefw.engine import Engine
+
+    return Engine.infer
+
+
+def _resolve_conflict(kind: str, name: str, infos: list[BackendInfo]) -> None:
+    """Two plugins give one name: posefw's own built-in keeps it (with a warning naming the
+    other distribution), so a third party cannot break the defaults; between third parties,
+    neither is chosen silently."""
+    builtin = [i for i in infos if i.provider.lower() == BUILTIN_DIST]
+    who = " and ".join(f"{i.provider} (plugin {i.plugin})" for i in infos)
+    for i in infos:
+        if builtin and i is builtin[0]:
+            continue
+        i.status, i.reason = "conflict", f"{kind} name {name!r} is registered by both {who}"
+        if builtin:
+            i.reason += f"; posefw's built-in {name!r} is used"
+    if builtin:
+        others = ", ".join(i.provider for i in infos if i is not builtin[0])
+        warnings.warn(f"posefw: {kind} {name!r} is also registered by {others}; posefw's built-in is used "
+                      "(rename the plugin's one)", RuntimeWarning, stacklevel=4)
 
 
 _REGISTRY: Registry | None = None

@@ -150,3 +150,66 @@ def test_example_plugin_installs_and_is_found(tmp_path):
                          cwd=EXAMPLE, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "posefw-conformance" in run.stdout or " passed" in run.stdout
+
+
+def test_a_third_party_numpy_cpu_does_not_break_the_builtin(site):
+    make_dist(site, "shadow-dist", "shadow", "shadow_mod", GOOD.format(name="numpy-cpu"))
+    with pytest.warns(RuntimeWarning, match="'numpy-cpu' is also registered by shadow-dist; posefw's built-in is used"):
+        reg = Registry()
+        infos = [i for i in reg.backends("decoder") if i.name == "numpy-cpu"]
+    by = {i.provider: i for i in infos}
+    assert by["posefw"].available and by["shadow-dist"].status == "conflict"
+    assert type(reg.create("decoder", "numpy-cpu")).__module__ == "posefw.plugins.numpy_cpu"
+
+
+def test_decoders_without_decode_are_broken_and_bad_results_are_named(site, tmp_path, capsys):
+    import numpy as np
+
+    make_dist(site, "odd-dist", "odd", "odd_mod", """
+        import posefw
+        from posefw.decoder import Decoder
+
+        class NoDecode(Decoder):
+            name = "no-decode"
+
+        class ReturnsNone(Decoder):
+            name = "returns-none"
+            def decode(self, heatmaps, centers=None, scales=None):
+                return None
+
+        class ReturnsTuple(Decoder):
+            name = "returns-tuple"
+            def decode(self, heatmaps, centers=None, scales=None):
+                return (1, 2)
+
+        @posefw.hookimpl
+        def posefw_register_decoders():
+            return [NoDecode, ReturnsNone, ReturnsTuple]
+    """)
+    reg = Registry()
+    infos = {i.name: i for i in reg.backends("decoder")}
+    assert infos["no-decode"].status == "broken" and "does not implement decode()" in infos["no-decode"].reason
+    monkey = posefw.registry
+    saved = monkey._REGISTRY
+    monkey._REGISTRY = reg
+    try:
+        np.save(tmp_path / "h.npy", np.zeros((1, 17, 64, 48), np.float32))
+        for name, got in (("returns-none", "NoneType"), ("returns-tuple", "tuple")):
+            assert posefw.cli.main(["decode", "--decoder", name, str(tmp_path / "h.npy"), "--out",
+                                    str(tmp_path / "o.json")]) == 2
+            err = capsys.readouterr().err
+            assert f"decoder {name!r}: decode() must return posefw.DecodeResult" in err and got in err
+    finally:
+        monkey._REGISTRY = saved
+
+
+def test_listing_one_decoder_probes_only_it(monkeypatch):
+    """create_decoder('numpy-cpu') asks only numpy-cpu whether it can run (no GPU stack imported)."""
+    probed = []
+    reg = Registry()
+    for group in reg._collect()["decoder"].values():
+        for info in group:
+            real = info.cls.available
+            monkeypatch.setattr(info.cls, "available", classmethod(lambda c, r=real, n=info.name: probed.append(n) or r()))
+    reg.create("decoder", "numpy-cpu")
+    assert probed == ["numpy-cpu"]
