@@ -52,9 +52,11 @@ class TorchFullDecoder(Decoder):
         self.module.to(dev)
         c = s = None
         if centers is not None or scales is not None:
-            if framework(centers) == "torch" and framework(scales) == "torch":
+            if is_cuda(centers) and is_cuda(scales) and framework(centers) == "torch" == framework(scales):
                 check_device_boxes(centers, scales, n)
                 c, s = centers.to(dev), scales.to(dev)
+                if not torch.cuda.is_current_stream_capturing():
+                    check_boxes(c, s, n)  # the values, as every backend checks them (a sync; never in a graph)
             else:
                 cc, ss = check_boxes(centers, scales, n)
                 c, s = torch.as_tensor(cc, device=dev), torch.as_tensor(ss, device=dev)
@@ -62,6 +64,11 @@ class TorchFullDecoder(Decoder):
             return DecodeResult(torch.zeros((0, k, 2), device=dev), torch.zeros((0, k), device=dev))
         with torch.no_grad():
             kp, sc = self.module(heatmaps.detach(), c, s)
+            if c is not None and dev.type == "cuda" and torch.cuda.is_current_stream_capturing():
+                # In a graph no value can be read back: a box that fails the checks gets NaN instead.
+                bad = ~(torch.isfinite(c).all(1) & torch.isfinite(s).all(1) & (s > 0).all(1))
+                kp = torch.where(bad[:, None, None], torch.nan, kp)
+                sc = torch.where(bad[:, None], torch.nan, sc)
         return DecodeResult(kp, sc)
 
 

@@ -104,11 +104,15 @@ def check_boxes(centers: Any, scales: Any, n: int) -> tuple[np.ndarray, np.ndarr
 
 
 def check_device_boxes(centers: Any, scales: Any, n: int) -> None:
-    """Shape checks for device-resident centers/scales; their values are not read (that would sync)."""
+    """Shape and dtype checks for device-resident centers/scales; their values are not read here
+    (that would sync: see ``check_boxes`` for the values, outside a graph capture)."""
     for name, arr in (("centers", centers), ("scales", scales)):
         shape = tuple(int(s) for s in getattr(arr, "shape", ()))
         if shape != (n, 2):
             raise ValueError(f"{name}: expected shape ({n}, 2) to match heatmaps, got {shape}")
+        dt = dtype_name(arr)
+        if not dt.startswith(("float", "bfloat")):
+            raise TypeError(f"{name}: expected a real floating (N, 2) array on the device, got dtype {dt}")
 
 
 class Decoder:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,32 @@ def test_device_style_boxes_are_shape_checked_per_argument():
     hm = torch.from_numpy(HM)
     with pytest.raises(ValueError, match=r"scales: expected shape \(2, 2\) to match heatmaps, got \(3, 2\)"):
         dec.decode(hm, torch.zeros(2, 2), torch.ones(3, 2))
+
+
+@pytest.mark.parametrize("name", ["numpy-cpu", "torch-full"])
+@pytest.mark.parametrize("bad, words", [
+    ("nan-scale", "scales: all values must be finite"),
+    ("zero-scale", "scales: crop width and height must be > 0; box index 1"),
+    ("negative-scale", "scales: crop width and height must be > 0; box index 1"),
+    ("bool-centers", "centers: expected a real numeric (N, 2) array, got dtype bool"),
+])
+def test_every_backend_validates_boxes_given_as_tensors(name, bad, words):
+    """torch-full used to accept these as torch tensors; numpy-cpu always refused them."""
+    torch = pytest.importorskip("torch")
+    import posefw
+
+    hm = np.zeros((2, 17, 64, 48), np.float32)
+    hm[:, :, 30, 20] = 1
+    c = torch.full((2, 2), 100.0, dtype=torch.float64)
+    s = torch.full((2, 2), 50.0, dtype=torch.float64)
+    if bad == "nan-scale":
+        s[1, 0] = float("nan")
+    elif bad == "zero-scale":
+        s[1, 1] = 0
+    elif bad == "negative-scale":
+        s[1, 0] = -5
+    else:
+        c = torch.ones((2, 2), dtype=torch.bool)
+    dec = posefw.create_decoder(name)
+    with pytest.raises((ValueError, TypeError), match=re.escape(words)):
+        dec.decode(torch.from_numpy(hm) if name == "torch-full" else hm, c, s)
