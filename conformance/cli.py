@@ -34,11 +34,18 @@ def converter(kind: str):
 
     if kind == "numpy":
         return lambda a: a
+    if kind == "torch-cuda" and _cuda_reason():
+        raise RuntimeError(f"--input torch-cuda: {_cuda_reason()}")
     if kind in ("torch", "torch-cuda"):
         import torch
 
         dev = "cuda" if kind == "torch-cuda" else "cpu"
         return lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+    from posefw.plugins.cupy_common import cupy_unavailable
+
+    why = cupy_unavailable()
+    if why:
+        raise RuntimeError(f"--input cupy: {why}")
     import cupy
 
     return lambda a: cupy.asarray(a)
@@ -66,10 +73,14 @@ def run_conformance(name: str, algorithms: list[str] | None = None, seed: int = 
     return report
 
 
-def _cuda() -> bool:
+def _cuda_reason() -> str | None:
     from posefw.testing import cuda_reason
 
-    return cuda_reason() is None
+    return cuda_reason()
+
+
+def _cuda() -> bool:
+    return _cuda_reason() is None
 
 
 def engines_main(args: argparse.Namespace) -> int:

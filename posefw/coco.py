@@ -48,6 +48,11 @@ def load_persons(ann_file: str | Path) -> Persons:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"annotations: file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"annotations: {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+        raise ValueError(f"annotations: {path} is not a COCO keypoints file (expected an object with "
+                         f"'images' and 'annotations' lists, got a {type(data).__name__})")
     anns = [a for a in data.get("annotations", []) if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0]
     if not anns:
         raise ValueError(f"annotations: {path} has no non-crowd person with keypoints")

@@ -122,6 +122,34 @@ def _read_boxes(path: str, image: str | None = None, min_score: float = 0.0) -> 
         raise ValueError(f"--boxes: {str(exc).removeprefix('boxes[0]: ')}") from None
 
 
+def read_detections(path: str, threshold: float, skipped: list[str]) -> dict[int, list]:
+    """COCO detection results (a list of {image_id, bbox, score, category_id}) by image id, persons
+    at or above ``threshold``. A malformed entry is reported in ``skipped`` by index, not fatal."""
+    from posefw.cli import load_json
+
+    dets = load_json(path, "--detections")
+    if not isinstance(dets, list):
+        raise ValueError(f"--detections: expected a JSON list of COCO detections, got a {type(dets).__name__}")
+    by_image: dict[int, list] = {}
+    for i, d in enumerate(dets):
+        try:
+            if not isinstance(d, dict):
+                raise ValueError(f"expected an object, got {type(d).__name__}")
+            box = [float(v) for v in d["bbox"]]
+            if len(box) != 4:
+                raise ValueError(f"bbox must be [x, y, w, h], got {len(box)} numbers")
+            iid, score = int(d["image_id"]), float(d.get("score", 1.0))
+        except KeyError as exc:
+            skipped.append(f"detection {i}: missing {exc}")
+            continue
+        except (TypeError, ValueError) as exc:
+            skipped.append(f"detection {i}: {exc}")
+            continue
+        if d.get("category_id", 1) == 1 and score >= threshold:
+            by_image.setdefault(iid, []).append((box, score))
+    return by_image
+
+
 def draw(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray, label: str,
          threshold: float = 0.0) -> np.ndarray:
     """The COCO skeleton and keypoints over an RGB image (returns a new image)."""
@@ -193,20 +221,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     console = Console()
     persons = load_persons(args.annotations)
+    skipped: list[str] = []
     if args.detections:
-        from posefw.cli import load_json
-
-        dets = load_json(args.detections, "--detections")
-        dets = [d for d in dets if d.get("category_id", 1) == 1 and d.get("score", 1.0) >= args.det_threshold]
-        by_image: dict[int, list] = {}
-        for d in dets:
-            by_image.setdefault(int(d["image_id"]), []).append((d["bbox"], d.get("score", 1.0)))
+        by_image = read_detections(args.detections, args.det_threshold, skipped)
     else:
         by_image = {}
         for iid, box in zip(persons.image_ids, persons.boxes):
             by_image.setdefault(int(iid), []).append((box.tolist(), 1.0))
     pipe, engine = _pipeline(args)
-    entries, skipped = [], []
+    entries = []
     todo = []
     for iid, items in by_image.items():
         if iid not in persons.images:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
+import posefw
 from posefw import __version__
 from posefw.cli import main
 
@@ -68,3 +70,15 @@ def test_reasons_keep_their_brackets(capsys):
     assert main(["decoders", "list"]) == 0
     out = capsys.readouterr().out.replace("\n", " ")
     assert "posefw[gpu]" in out.replace("│", "").replace(" ", "") or "[gpu]" in out
+
+
+def test_cuda_asked_for_on_a_cpu_only_machine_is_a_clean_error(capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["conformance", "--decoder", "torch-full", "--input", "torch-cuda", "--no-coco"]) == 2
+    assert "--input torch-cuda: no CUDA GPU" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="device: 'cuda' requested but torch sees no CUDA GPU"):
+        posefw.create_decoder("torch-full", device="cuda")
+    with pytest.raises(RuntimeError, match="device: 'cuda' requested but torch sees no CUDA GPU"):
+        posefw.create_engine("torch", device="cuda")

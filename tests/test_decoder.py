@@ -39,10 +39,20 @@ def test_bad_boxes(centers, scales, words):
         DEC.decode(HM, centers, scales)
 
 
-@pytest.mark.parametrize("kernel, exc", [(0, ValueError), (4, ValueError), (-3, ValueError), (2.0, TypeError), (True, TypeError)])
+@pytest.mark.parametrize("kernel, exc", [(0, ValueError), (4, ValueError), (-3, ValueError), (2.0, TypeError),
+                                         (True, TypeError), (100001, ValueError), (257, ValueError)])
 def test_bad_kernel(kernel, exc):
-    with pytest.raises(exc, match="kernel: expected an odd integer >= 1"):
+    with pytest.raises(exc, match="kernel: expected an odd integer"):
         posefw.create_decoder("numpy-cpu", kernel=kernel)
+
+
+def test_kernel_bound_via_the_cli(capsys, tmp_path):
+    from posefw.cli import main
+
+    np.save(tmp_path / "h.npy", HM)
+    assert main(["decode", "--decoder", "numpy-cpu", "--kernel", "100001", str(tmp_path / "h.npy"),
+                 "--out", str(tmp_path / "o.json")]) == 2
+    assert "kernel: expected an odd integer from 1 to 255, got 100001" in capsys.readouterr().err
 
 
 def test_unknown_algorithm_and_options():

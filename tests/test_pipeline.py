@@ -123,3 +123,43 @@ def test_eval_skips_a_missing_image_and_reports_it(coco_mini, tmp_path):
     assert any("000000196141.jpg" in s and "not found" in s for s in res["skipped"])
     assert any("000000000785.jpg" in s and "could not be decoded" in s for s in res["skipped"])
     assert res["instances"] == 80 - 4 - 1 and res["stats"]["AP"] > 0.9
+
+
+def test_eval_bad_inputs_are_named_or_skipped(coco_mini, tmp_path, capsys):
+    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
+    images = str(coco_mini / "images" / "val2017")
+    (tmp_path / "list.json").write_text("[]")
+    assert main(["eval", "--annotations", str(tmp_path / "list.json"), "--images", images, "--engine", "oracle"]) == 2
+    assert "is not a COCO keypoints file" in capsys.readouterr().err
+    (tmp_path / "obj.json").write_text('{"image_id": 785}')
+    assert main(["eval", "--annotations", str(ann), "--images", images, "--engine", "oracle",
+                 "--detections", str(tmp_path / "obj.json")]) == 2
+    assert "--detections: expected a JSON list of COCO detections, got a dict" in capsys.readouterr().err
+    dets = [{"image_id": 785, "bbox": [280, 44, 218, 346], "score": 0.99, "category_id": 1},
+            {"image_id": 785, "score": 0.9}, {"image_id": 785, "bbox": [1, 2, 3], "score": 0.9}, "junk"]
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    out = tmp_path / "r.json"
+    assert main(["eval", "--annotations", str(ann), "--images", images, "--engine", "oracle",
+                 "--detections", str(tmp_path / "dets.json"), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["instances"] == 1
+    assert [s.split(":")[0] for s in res["skipped"]] == ["detection 1", "detection 2", "detection 3"]
+    assert "missing 'bbox'" in res["skipped"][0]
+
+
+def test_predict_boxes_files_that_cannot_be_read_are_named(coco_mini, tmp_path, capsys):
+    image = str(coco_mini / "images" / "val2017" / "000000000785.jpg")
+    cases = [({"a": 1}, "--boxes: expected a JSON list"),
+             ([[1, 2, 3, 4, 0.9]], "--boxes: expected shape (N, 4) as x, y, w, h, got (1, 5) (drop the score column"),
+             ([{"image_id": 785, "score": 1}], "--boxes: every COCO detection needs a 'bbox'")]
+    for data, words in cases:
+        (tmp_path / "b.json").write_text(json.dumps(data))
+        assert main(["predict", image, "--boxes", str(tmp_path / "b.json"), "--engine", "oracle",
+                     "--out", str(tmp_path / "v.png")]) == 2
+        assert words in capsys.readouterr().err
+    (tmp_path / "b.json").write_text(json.dumps([{"image_id": 785, "bbox": [1, 2, 30, 40]}]))
+    named = tmp_path / "frame.jpg"
+    named.write_bytes((coco_mini / "images" / "val2017" / "000000000785.jpg").read_bytes())
+    assert main(["predict", str(named), "--boxes", str(tmp_path / "b.json"), "--engine", "oracle",
+                 "--out", str(tmp_path / "v.png")]) == 2
+    assert "detections name image ids, but" in capsys.readouterr().err
