@@ -55,11 +55,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from posefw.export import export_onnx, validate
     from posefw.models.checkpoints import load_vitpose
     from posefw.models.vitpose import random_vitpose
+    from posefw.outputs import atomic_path, check_target
 
     console = Console()
+    check_target(args.out, "--out")
     model = load_vitpose(args.checkpoint) if args.checkpoint else random_vitpose(args.size)
     weights = f"checkpoint {args.checkpoint}" if args.checkpoint else "random weights"
-    out = export_onnx(model, args.out, opset=args.opset, max_batch=args.max_batch, decoder=args.with_decoder, weights=weights)
+    with atomic_path(args.out, "--out") as tmp:  # a failed export leaves no half-written model
+        export_onnx(model, tmp, opset=args.opset, max_batch=args.max_batch, decoder=args.with_decoder, weights=weights)
+    out = Path(args.out)
     console.print(f"exported {weights} to {out} (opset {args.opset}, batch 1..{args.max_batch}"
                   f"{', with ' + args.with_decoder + ' decoder' if args.with_decoder else ''})")
     if not args.no_validate:

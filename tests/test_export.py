@@ -78,3 +78,10 @@ def test_export_leaves_the_model_alone_and_exports_the_plain_modules(tmp_path):
     assert model.keypoint_head.fused_tail
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert "Erf" in ops and "Tanh" not in ops and not any(n.startswith("posefw") for n in ops)
+
+
+def test_export_out_in_a_missing_folder_is_named(tmp_path, capsys):
+    from posefw.cli import main
+
+    assert main(["export", "--out", str(tmp_path / "no" / "m.onnx")]) == 2
+    assert f"--out: cannot write {tmp_path / 'no' / 'm.onnx'}: folder" in capsys.readouterr().err
