@@ -76,7 +76,7 @@ def _runner(name: str, fn):
 
 def run(engine: Any, reference: Any, batch: np.ndarray | None = None) -> dict[str, Any]:
     """Compare ``engine`` with ``reference`` (a torch fp32 engine with the same weights)."""
-    from polygraphy.comparator import Comparator, CompareFunc
+    from polygraphy.comparator import Comparator, SimpleCompareFunc
     from polygraphy.logger import G_LOGGER
 
     import posefw
@@ -87,7 +87,7 @@ def run(engine: Any, reference: Any, batch: np.ndarray | None = None) -> dict[st
     atol, share = TOLERANCES.get(precision, TOLERANCES["fp16"])
     runners = [_runner("torch-fp32", reference.infer), _runner(engine.name, engine.infer)]
     results = Comparator.run(runners, data_loader=[{"images": x}], warm_up=0)
-    accuracy = Comparator.compare_accuracy(results, compare_func=CompareFunc.simple(atol=atol, rtol=atol))
+    accuracy = Comparator.compare_accuracy(results, compare_func=SimpleCompareFunc(atol=atol, rtol=atol))
     ref_hm = np.asarray(results[0][1][0]["heatmaps"])
     got_hm = np.asarray(results[1][1][0]["heatmaps"])
     diff = np.abs(got_hm - ref_hm)

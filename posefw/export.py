@@ -1,8 +1,13 @@
 """ONNX export of ViTPose (optionally with the DARK decoder appended) and its validation.
 
-Opset >= 17 so LayerNormalization survives as one node (TensorRT can then keep it in fp32);
-dynamic batch; export options recorded in the model's metadata. Validation runs the exported
-model with Polygraphy's ONNX-Runtime runner against the PyTorch model on the same inputs.
+Opset >= 17 so LayerNormalization survives as one node; dynamic batch; export options recorded
+in the model's metadata. Validation runs the exported model with Polygraphy's ONNX-Runtime
+runner against the PyTorch model on the same inputs.
+
+``precision="fp16"`` writes the mixed-precision model itself, decided in the graph rather than
+by a builder flag (TensorRT 11 is strongly typed and has none): fp16 input, weights and
+activations; every LayerNormalization computed in fp32 between explicit Cast nodes (ViTPose's
+fp16 LayerNorm overflows); heatmaps, and keypoints with a decoder, in fp32 at the output.
 """
 
 from __future__ import annotations
@@ -15,6 +20,49 @@ from typing import Any
 import numpy as np
 
 DEFAULT_OPSET = 18
+PRECISIONS = ("fp32", "fp16")
+
+
+class Fp32Norm:
+    """Builds the LayerNorm wrapper lazily (torch is imported only when exporting)."""
+
+    @staticmethod
+    def wrap(norm):
+        import torch
+
+        class _Fp32Norm(torch.nn.Module):
+            """LayerNorm in fp32 inside an fp16 model: Cast up, normalise, Cast down."""
+
+            def __init__(self, ln):
+                super().__init__()
+                self.ln = ln.float()
+
+            def forward(self, x):
+                return self.ln(x.float()).to(x.dtype)
+
+        return _Fp32Norm(norm)
+
+
+def mixed_precision(model):
+    """An fp16 copy of ``model`` whose LayerNorms run in fp32 and whose output is fp32."""
+    import torch
+
+    half = copy.deepcopy(model).half()
+    for module in list(half.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.LayerNorm):
+                setattr(module, name, Fp32Norm.wrap(child))
+
+    class Fp16Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = half
+            self.cfg = model.cfg
+
+        def forward(self, images):
+            return self.model(images.half()).float()
+
+    return Fp16Model().eval()
 
 
 def _wrap(model, algorithm: str | None, kernel: int):
@@ -38,24 +86,32 @@ def _wrap(model, algorithm: str | None, kernel: int):
 
 
 def export_onnx(model, out: str | Path, opset: int = DEFAULT_OPSET, max_batch: int = 64,
-                decoder: str | None = None, kernel: int = 11, weights: str = "random weights") -> Path:
+                decoder: str | None = None, kernel: int = 11, weights: str = "random weights",
+                precision: str = "fp32") -> Path:
     """Write ``out``; with ``decoder`` (an algorithm name) the graph outputs keypoints and scores."""
     import onnx
     import torch
 
     if opset < 17:
         raise ValueError(f"opset: must be >= 17 so LayerNormalization survives, got {opset}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
     out = Path(out)
     # A copy: the caller's model (an engine's, say) stays on its device and dtype.
     model = copy.deepcopy(model).eval().float().cpu()
     if hasattr(model, "plain"):
         model.plain()  # ONNX has none of the fused kernels: the plain modules, the checkpoint's function
-    net, inputs, outputs = _wrap(model, decoder, kernel)
     h, w = model.cfg.image_size
-    args: tuple[Any, ...] = (torch.randn(2, 3, h, w),)
+    if precision == "fp16":
+        model = mixed_precision(model)
+    net, inputs, outputs = _wrap(model, decoder, kernel)
+    # One image traces the graph (fp16 runs slowly on a CPU); the batch axis stays dynamic.
+    args: tuple[Any, ...] = (torch.randn(1 if precision == "fp16" else 2, 3, h, w,
+                                         dtype=torch.float16 if precision == "fp16" else torch.float32),)
     dynamic = {"images": {0: "batch"}}
     if decoder:
-        args += (torch.full((2, 2), 100.0), torch.full((2, 2), 200.0))
+        n = args[0].shape[0]
+        args += (torch.full((n, 2), 100.0), torch.full((n, 2), 200.0))
         dynamic.update({"centers": {0: "batch"}, "scales": {0: "batch"}})
     for name in outputs:
         dynamic[name] = {0: "batch"}
@@ -65,6 +121,7 @@ def export_onnx(model, out: str | Path, opset: int = DEFAULT_OPSET, max_batch: i
     proto = onnx.load(str(out))
     meta = {"posefw.opset": str(opset), "posefw.batch": f"1..{max_batch}", "posefw.input": f"Nx3x{h}x{w}",
             "posefw.decoder": decoder or "none", "posefw.kernel": str(kernel), "posefw.weights": weights,
+            "posefw.precision": "fp16 (LayerNorm fp32, fp32 outputs)" if precision == "fp16" else "fp32",
             "posefw.model": json.dumps(model.cfg.__dict__)}
     from posefw import __version__
 
@@ -73,6 +130,36 @@ def export_onnx(model, out: str | Path, opset: int = DEFAULT_OPSET, max_batch: i
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.save(proto, str(out))
+    return out
+
+
+def precision_report(path: str | Path) -> dict[str, Any]:
+    """The element types an fp16 export must have: per LayerNormalization its input and output
+    types (all float32), and the graph's inputs and outputs."""
+    import onnx
+
+    proto = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    g = proto.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*g.input, *g.output, *g.value_info]}
+    types.update({t.name: t.data_type for t in g.initializer})
+    name = onnx.helper.tensor_dtype_to_np_dtype
+    norms = []
+    for node in g.node:
+        if node.op_type == "LayerNormalization":
+            ins = [str(name(types[i])) if i in types else "?" for i in node.input if i]
+            outs = [str(name(types[o])) if o in types else "?" for o in node.output[:1]]
+            norms.append({"node": node.name, "inputs": ins, "outputs": outs})
+    return {"inputs": {v.name: str(name(v.type.tensor_type.elem_type)) for v in g.input},
+            "outputs": {v.name: str(name(v.type.tensor_type.elem_type)) for v in g.output},
+            "layernorms": norms,
+            "layernorms_not_fp32": [n["node"] for n in norms if set(n["inputs"] + n["outputs"]) != {"float32"}],
+            "initializers": dict(sorted(_count(str(name(t.data_type)) for t in g.initializer).items()))}
+
+
+def _count(items) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in items:
+        out[i] = out.get(i, 0) + 1
     return out
 
 
@@ -137,27 +224,43 @@ def torch_runner(fn, inputs: dict[str, np.ndarray], outputs: list[str], name: st
     return TorchRunner()
 
 
-def validate(model, onnx_path: str | Path, batch: int = 2, atol: float = 1e-3, rtol: float = 1e-3,
-             decoder: str | None = None, kernel: int = 11) -> dict[str, Any]:
-    """Polygraphy comparison of PyTorch against ONNX Runtime (CPU) on the same random inputs."""
+#: Heatmap tolerance of an fp16 export against torch fp32 (the engines' fp16 bound, conformance).
+FP16_ATOL = 5e-2
+
+
+def validate(model, onnx_path: str | Path, batch: int = 2, atol: float | None = None, rtol: float = 1e-3,
+             decoder: str | None = None, kernel: int = 11, images: np.ndarray | None = None) -> dict[str, Any]:
+    """Polygraphy comparison of PyTorch fp32 against ONNX Runtime (CPU) on the same inputs.
+
+    An fp16 model (its input is float16) is fed the same images rounded to fp16 and held to
+    the fp16 tolerance. ``images`` (N, 3, H, W) replaces the random ones (real crops, say).
+    """
     from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
-    from polygraphy.comparator import Comparator, CompareFunc
+    from polygraphy.comparator import Comparator, SimpleCompareFunc
     from polygraphy.logger import G_LOGGER
 
     G_LOGGER.module_severity = G_LOGGER.WARNING
 
+    fp16 = precision_report(onnx_path)["inputs"].get("images") == "float16"
+    atol = atol if atol is not None else (FP16_ATOL if fp16 else 1e-3)
     net, inputs, outputs = _wrap(model.eval().float().cpu(), decoder, kernel)
     h, w = model.cfg.image_size
     rng = np.random.default_rng(0)
-    feed = {"images": rng.standard_normal((batch, 3, h, w)).astype(np.float32)}
+    if images is None:
+        images = rng.standard_normal((batch, 3, h, w)).astype(np.float32)
+    batch = len(images)
+    feed = {"images": np.asarray(images, np.float16 if fp16 else np.float32)}
     if decoder:
         feed["centers"] = rng.uniform(100, 300, (batch, 2)).astype(np.float32)
         feed["scales"] = np.tile(np.array([[150.0, 200.0]], np.float32), (batch, 1))
 
-    runners = [torch_runner(net, feed, outputs),
+    def reference(images, *rest):
+        return net(images.float(), *rest)  # torch fp32 on the same (fp16-rounded) values
+
+    runners = [torch_runner(reference, feed, outputs),
                OnnxrtRunner(SessionFromOnnx(str(onnx_path), providers=["CPUExecutionProvider"]), name="onnxruntime")]
     results = Comparator.run(runners, data_loader=[feed], warm_up=0)
-    ok = Comparator.compare_accuracy(results, compare_func=CompareFunc.simple(atol=atol, rtol=rtol))
+    ok = Comparator.compare_accuracy(results, compare_func=SimpleCompareFunc(atol=atol, rtol=rtol))
     errs = {}
     for name in outputs:
         a = results[0][1][0][name]
@@ -165,4 +268,14 @@ def validate(model, onnx_path: str | Path, batch: int = 2, atol: float = 1e-3, r
         a, b = np.asarray(a), np.asarray(b)
         finite = np.isfinite(a) & np.isfinite(b)
         errs[name] = float(np.abs(a - b)[finite].max()) if finite.any() else 0.0
-    return {"passed": bool(ok), "max_abs_error": errs, "atol": atol, "rtol": rtol, "batch": batch}
+    report = {"passed": bool(ok), "max_abs_error": errs, "atol": atol, "rtol": rtol, "batch": batch,
+              "precision": "fp16" if fp16 else "fp32"}
+    if not decoder:  # what the heatmap difference does to keypoints: argmax decode of both
+        import posefw
+
+        dec = posefw.create_decoder("numpy-cpu")
+        a, b = (dec.decode(np.asarray(r[1][0]["heatmaps"], np.float32)).keypoints for r in results)
+        dist = np.linalg.norm(a - b, axis=-1)
+        report["keypoints_within_half_px"] = float((dist <= 0.5).mean())
+        report["keypoints_median_px"] = float(np.median(dist))
+    return report
