@@ -14,7 +14,8 @@ def cache_dir() -> Path:
     return d
 
 
-def resolve_onnx(onnx: str | None, checkpoint: str | None, size: str, decoder: str | None = None) -> tuple[Path, str]:
+def resolve_onnx(onnx: str | None, checkpoint: str | None, size: str, decoder: str | None = None,
+                 precision: str = "fp32") -> tuple[Path, str]:
     """The ONNX path to use and a description of its weights; exports (once) when none is given."""
     from posefw.export import check_onnx_input, export_onnx, read_metadata
 
@@ -22,8 +23,8 @@ def resolve_onnx(onnx: str | None, checkpoint: str | None, size: str, decoder: s
         check_onnx_input(onnx)
         return Path(onnx), read_metadata(onnx).get("posefw.weights", "unknown weights")
     key = json.dumps({"checkpoint": checkpoint and str(Path(checkpoint).resolve()), "size": size, "decoder": decoder,
-                      "mtime": checkpoint and os.path.getmtime(checkpoint)}, sort_keys=True)
-    path = cache_dir() / f"vitpose-{size}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+                      "mtime": checkpoint and os.path.getmtime(checkpoint), "precision": precision}, sort_keys=True)
+    path = cache_dir() / f"vitpose-{size}-{precision}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
     weights = f"checkpoint {checkpoint}" if checkpoint else "random weights"
     if not path.is_file():
         from posefw.models.checkpoints import load_vitpose
@@ -31,7 +32,7 @@ def resolve_onnx(onnx: str | None, checkpoint: str | None, size: str, decoder: s
 
         model = load_vitpose(checkpoint) if checkpoint else random_vitpose(size)
         tmp = path.with_suffix(".tmp.onnx")
-        export_onnx(model, tmp, decoder=decoder, weights=weights)
+        export_onnx(model, tmp, decoder=decoder, weights=weights, precision=precision)
         tmp.replace(path)
     return path, weights
 

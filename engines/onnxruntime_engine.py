@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from posefw import hookimpl
 from posefw.engine import Crops, Engine, check_batch
 
@@ -30,7 +32,7 @@ class OnnxRuntimeEngine(Engine):
         return None
 
     def __init__(self, onnx: str | None = None, checkpoint: str | None = None, size: str = "b",
-                 providers: list[str] | None = None, max_batch: int = 64) -> None:
+                 providers: list[str] | None = None, max_batch: int = 64, precision: str = "fp32") -> None:
         import onnxruntime as ort
         from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
 
@@ -41,23 +43,27 @@ class OnnxRuntimeEngine(Engine):
                 raise ValueError(f"providers: {missing} not in this onnxruntime (it has {have})")
         else:
             providers = [p for p in PREFERRED if p in have]
-        self.path, self.weights = resolve_onnx(onnx, checkpoint, size)
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision: expected 'fp32' or 'fp16', got {precision!r}")
+        self.path, self.weights = resolve_onnx(onnx, checkpoint, size, precision=precision)
         self.session = OnnxrtRunner(SessionFromOnnx(str(self.path), providers=providers))
         self.session.activate()
         self.provider = self.session.sess.get_providers()[0]
         self.max_batch = max_batch
-        self.input_name = self.session.sess.get_inputs()[0].name
+        first = self.session.sess.get_inputs()[0]
+        self.input_name = first.name
+        # The model's own input type: float16 for posefw's fp16 export, float32 otherwise.
+        self.feed_dtype = np.float16 if first.type == "tensor(float16)" else np.float32
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "device": self.provider, "onnx": str(self.path)}
+        return {**super().describe(), "device": self.provider, "onnx": str(self.path),
+                "input_dtype": np.dtype(self.feed_dtype).name}
 
     def infer(self, batch: Any, crops: Crops | None = None) -> Any:
-        import numpy as np
-
         check_batch(batch, self.max_batch, self.name)
         if type(batch).__module__.startswith("torch"):
             batch = batch.detach().cpu().numpy()
-        out = self.session.infer({self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        out = self.session.infer({self.input_name: np.ascontiguousarray(batch, dtype=self.feed_dtype)})
         return next(iter(out.values()))
 
     def __del__(self) -> None:

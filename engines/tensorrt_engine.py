@@ -1,17 +1,22 @@
-"""tensorrt: an FP16 TensorRT engine built from the ONNX model through Polygraphy.
+"""tensorrt: a strongly typed TensorRT engine built from posefw's ONNX export through Polygraphy.
 
-Written against TensorRT 10 as Polygraphy wraps it; TensorRT cannot be installed on the
-machines this project is developed on, so this module is import-safe and ``available()``
-says why it is unusable (docs/engines.md states exactly what was and was not run).
+One build path for TensorRT 10 (>= 10.0, the ``STRONGLY_TYPED`` network flag, which Polygraphy
+sets with ``strongly_typed=True``) and 11 (always strongly typed). Precision is decided in the
+ONNX graph, not by builder flags: ``precision="fp16"`` builds from ``posefw export --precision
+fp16`` (fp16 weights and activations, LayerNorm in fp32 between Cast nodes, fp32 heatmaps), so
+the weak-typing API TensorRT 11 removed (the FP16 builder flag, precision constraints, per-layer
+precision) is used nowhere. TensorRT cannot be installed on the machines this project is
+developed on: this module is import-safe, ``available()`` says why it is unusable, and
+tests/engines/test_tensorrt_api.py checks every TensorRT name it uses against the real bindings
+of 10.0, 10.16 and 11.4 (docs/engines.md says exactly what ran).
 
 - Two optimization profiles like the paper: min 1 / opt 1 / max 64 and min 1 / opt 64 / max 64;
   a call uses the profile whose optimum is nearest its batch.
-- LayerNormalization layers are pinned to fp32 (precision constraints "obey"), the known fix for
-  ViTPose's fp16 LayerNorm overflow; the ONNX export keeps them as single nodes (opset >= 17).
 - The serialized engine and the timing cache live in the cache folder, keyed by the ONNX file's
   digest, the options, the TensorRT version and the GPU, and are reused when all match.
-- Inputs and outputs stay on the device as torch tensors (zero-copy); with ``cuda_graph`` each
-  batch size's ``execute_async_v3`` is captured once in a CUDA graph and replayed.
+- Input and output buffers take the dtypes the engine declares (fp16 in, fp32 out for the fp16
+  export) and stay on the device as torch tensors (zero-copy); with ``cuda_graph`` each batch
+  size's ``execute_async_v3`` is captured once in a CUDA graph and replayed.
 """
 
 from __future__ import annotations
@@ -25,18 +30,24 @@ from posefw.engine import Crops, Engine, check_batch
 from .onnx_source import cache_dir, file_digest, resolve_onnx
 
 INPUT = "images"
+#: TensorRT majors this engine is written and API-checked against (pyproject pins the same).
+SUPPORTED = (10, 11)
+#: Methods called on TensorRT objects (ICudaEngine, IExecutionContext), besides the ``trt.``
+#: names in this module's source; the API-surface test checks both lists against the bindings.
+TRT_METHODS = ("get_tensor_name", "num_io_tensors", "create_execution_context", "get_tensor_dtype",
+               "set_optimization_profile_async", "set_input_shape", "set_tensor_address", "execute_async_v3")
 
 
-def keep_norms_fp32(network: Any) -> Any:
-    """Pin every normalization layer (and its output) to float32 inside an fp16 engine."""
-    import tensorrt as trt
-
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        if layer.type == trt.LayerType.NORMALIZATION:
-            layer.precision = trt.float32
-            layer.set_output_type(0, trt.float32)
-    return network
+def version_problem(version: str) -> str | None:
+    """Why this TensorRT version is not supported, or None."""
+    try:
+        major = int(str(version).split(".")[0])
+    except ValueError:
+        return f"tensorrt {version!r}: cannot read its version"
+    if major not in SUPPORTED:
+        return (f"tensorrt {version} is installed; posefw's engine supports TensorRT "
+                f"{SUPPORTED[0]}.x-{SUPPORTED[-1]}.x (pip install 'posefw[tensorrt]' pins that range)")
+    return None
 
 
 class TensorRTEngine(Engine):
@@ -47,10 +58,13 @@ class TensorRTEngine(Engine):
     @classmethod
     def available(cls) -> str | None:
         try:
-            import tensorrt  # noqa: F401
+            import tensorrt
         except ImportError:
             return ("tensorrt is not installed: pip install 'posefw[tensorrt]' (NVIDIA's wheels, "
                     "served from NVIDIA's package index)")
+        why = version_problem(getattr(tensorrt, "__version__", "?"))
+        if why:
+            return why
         try:
             from polygraphy.backend.trt import TrtRunner  # noqa: F401
         except ImportError:
@@ -63,9 +77,9 @@ class TensorRTEngine(Engine):
             return "no CUDA GPU visible to torch"
         return None
 
-    def __init__(self, onnx: str | None = None, checkpoint: str | None = None, size: str = "b", fp16: bool = True,
-                 max_batch: int = 64, opt_batches: tuple[int, ...] = (1, 64), cuda_graph: bool = True,
-                 workspace_gib: float = 4.0, rebuild: bool = False) -> None:
+    def __init__(self, onnx: str | None = None, checkpoint: str | None = None, size: str = "b",
+                 precision: str = "fp16", max_batch: int = 64, opt_batches: tuple[int, ...] = (1, 64),
+                 cuda_graph: bool = True, workspace_gib: float = 4.0, rebuild: bool = False) -> None:
         import tensorrt as trt
         import torch
         from polygraphy.backend.trt import (
@@ -73,18 +87,24 @@ class TensorRTEngine(Engine):
             EngineFromBytes,
             EngineFromNetwork,
             NetworkFromOnnxPath,
-            PostprocessNetwork,
             Profile,
             SaveEngine,
         )
 
-        self.path, self.weights = resolve_onnx(onnx, checkpoint, size)
-        self.max_batch, self.fp16, self.cuda_graph = max_batch, fp16, cuda_graph
+        why = version_problem(trt.__version__)
+        if why:
+            raise RuntimeError(why)
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision: expected 'fp32' or 'fp16', got {precision!r}")
+        # An explicit ONNX file carries its own precision (strongly typed: the graph decides).
+        self.path, self.weights = resolve_onnx(onnx, checkpoint, size, precision=precision)
+        self.precision = precision if onnx is None else "as exported"
+        self.max_batch, self.cuda_graph = max_batch, cuda_graph
         self.opt_batches = tuple(sorted(opt_batches))
         if any(b < 1 or b > max_batch for b in self.opt_batches):
             raise ValueError(f"opt_batches: each must lie in 1..{max_batch}, got {opt_batches}")
-        options = {"fp16": fp16, "max_batch": max_batch, "opt": self.opt_batches, "workspace_gib": workspace_gib,
-                   "norms": "fp32", "trt": trt.__version__, "gpu": torch.cuda.get_device_name()}
+        options = {"typing": "strong", "max_batch": max_batch, "opt": self.opt_batches, "workspace_gib": workspace_gib,
+                   "trt": trt.__version__, "gpu": torch.cuda.get_device_name()}
         key = file_digest(self.path)[:16] + "-" + _digest(json.dumps(options, sort_keys=True))
         folder = cache_dir() / "tensorrt"
         folder.mkdir(parents=True, exist_ok=True)
@@ -96,8 +116,8 @@ class TensorRTEngine(Engine):
             loader = EngineFromBytes(self.engine_path.read_bytes())
         else:
             profiles = [Profile().add(INPUT, min=shape(1), opt=shape(b), max=shape(max_batch)) for b in self.opt_batches]
-            network = PostprocessNetwork(NetworkFromOnnxPath(str(self.path)), func=keep_norms_fp32)
-            config = CreateConfig(fp16=fp16, profiles=profiles, precision_constraints="obey",
+            network = NetworkFromOnnxPath(str(self.path), strongly_typed=True)
+            config = CreateConfig(profiles=profiles,
                                   memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_gib * (1 << 30))},
                                   load_timing_cache=str(self.timing_cache) if self.timing_cache.is_file() else None)
             loader = SaveEngine(EngineFromNetwork(network, config=config, save_timing_cache=str(self.timing_cache)),
@@ -105,6 +125,7 @@ class TensorRTEngine(Engine):
         self.engine = loader()
         self.contexts = [self.engine.create_execution_context() for _ in self.opt_batches]
         self.output = self.engine.get_tensor_name(self.engine.num_io_tensors - 1)
+        self.dtypes = {name: _torch_dtype(self.engine.get_tensor_dtype(name)) for name in (INPUT, self.output)}
         self.stream = torch.cuda.Stream()
         for i, ctx in enumerate(self.contexts):
             ctx.set_optimization_profile_async(i, self.stream.cuda_stream)
@@ -112,8 +133,13 @@ class TensorRTEngine(Engine):
         self._graphs: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "precision": "fp16 (norms fp32)" if self.fp16 else "fp32",
-                "engine_file": str(self.engine_path), "profiles": [f"opt{b}" for b in self.opt_batches]}
+        return {**super().describe(), "precision": self.precision, "typing": "strong",
+                "input_dtype": self.input_dtype, "engine_file": str(self.engine_path),
+                "profiles": [f"opt{b}" for b in self.opt_batches]}
+
+    @property
+    def input_dtype(self) -> str:
+        return str(self.dtypes[INPUT]).removeprefix("torch.")
 
     #: Set to a profile index to force it (the benchmark's opt1/opt64 rows); None picks the nearest.
     forced_profile: int | None = None
@@ -126,9 +152,8 @@ class TensorRTEngine(Engine):
     def _buffers(self, n: int):
         import torch
 
-        dt = torch.float32
-        return (torch.empty((n, 3, 256, 192), device="cuda", dtype=dt),
-                torch.empty((n, 17, 64, 48), device="cuda", dtype=dt))
+        return (torch.empty((n, 3, 256, 192), device="cuda", dtype=self.dtypes[INPUT]),
+                torch.empty((n, 17, 64, 48), device="cuda", dtype=self.dtypes[self.output]))
 
     def _enqueue(self, ctx, x, y, stream) -> None:
         ctx.set_input_shape(INPUT, tuple(x.shape))
@@ -143,11 +168,11 @@ class TensorRTEngine(Engine):
         n = check_batch(batch, self.max_batch, self.name)[0]
         if not isinstance(batch, torch.Tensor):
             batch = torch.from_numpy(batch)
-        batch = batch.to("cuda", torch.float32).contiguous()
+        batch = batch.to("cuda", self.dtypes[INPUT]).contiguous()
         ctx = self.contexts[self.profile_for(n)]
         cur = torch.cuda.current_stream()
         if not self.cuda_graph:
-            out = torch.empty((n, 17, 64, 48), device="cuda")
+            out = torch.empty((n, 17, 64, 48), device="cuda", dtype=self.dtypes[self.output])
             self._enqueue(ctx, batch, out, cur.cuda_stream)
             return out
         key = (n, id(ctx))
@@ -164,6 +189,15 @@ class TensorRTEngine(Engine):
         x.copy_(batch)
         graph.replay()
         return y
+
+
+def _torch_dtype(trt_dtype: Any):
+    """The torch dtype of a TensorRT tensor dtype (through NumPy's, which trt.nptype gives)."""
+    import numpy as np
+    import tensorrt as trt
+    import torch
+
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}[np.dtype(trt.nptype(trt_dtype))]
 
 
 def _digest(text: str) -> str:

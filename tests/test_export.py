@@ -85,3 +85,54 @@ def test_export_out_in_a_missing_folder_is_named(tmp_path, capsys):
 
     assert main(["export", "--out", str(tmp_path / "no" / "m.onnx")]) == 2
     assert f"--out: cannot write {tmp_path / 'no' / 'm.onnx'}: folder" in capsys.readouterr().err
+
+
+def test_fp16_export_is_strongly_typed_mixed_precision(model, tmp_path):
+    """fp16 in, fp16 weights, every LayerNormalization in fp32 between Casts, fp32 heatmaps out;
+    onnx.checker passes and ONNX Runtime (CPU) runs it within fp16 tolerance of torch fp32 on real
+    coco-mini crops (random ones without the data)."""
+    from posefw.conformance.engine_parity import crops
+    from posefw.export import FP16_ATOL, precision_report
+
+    path = export_onnx(model, tmp_path / "m16.onnx", precision="fp16")
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    rep = precision_report(path)
+    assert rep["inputs"] == {"images": "float16"} and rep["outputs"] == {"heatmaps": "float32"}
+    assert len(rep["layernorms"]) == 2 * SMALL["depth"] + 1 and rep["layernorms_not_fp32"] == []
+    assert rep["initializers"].get("float16", 0) > rep["initializers"].get("float32", 0)
+    assert read_metadata(path)["posefw.precision"].startswith("fp16")
+    res = validate(model, path, images=crops(8))
+    assert res["passed"] and res["precision"] == "fp16" and res["atol"] == FP16_ATOL
+    assert res["max_abs_error"]["heatmaps"] < FP16_ATOL
+    assert res["keypoints_within_half_px"] >= 0.9, res  # reported by the export command too
+
+
+def test_fp16_export_with_decoder_keeps_fp32_keypoints(model, tmp_path):
+    from posefw.export import precision_report
+
+    path = export_onnx(model, tmp_path / "m16d.onnx", precision="fp16", decoder="dark-udp")
+    rep = precision_report(path)
+    assert rep["inputs"]["images"] == "float16" and rep["inputs"]["centers"] == "float32"
+    assert rep["outputs"] == {"keypoints": "float32", "scores": "float32"}
+    assert rep["layernorms_not_fp32"] == []
+
+
+def test_onnxruntime_engine_runs_the_fp16_model(model, tmp_path):
+    import numpy as np
+
+    import posefw
+
+    path = export_onnx(model, tmp_path / "m16.onnx", precision="fp16")
+    eng = posefw.create_engine("onnxruntime", onnx=str(path), providers=["CPUExecutionProvider"])
+    assert eng.describe()["input_dtype"] == "float16"
+    x = np.random.default_rng(0).standard_normal((2, 3, 256, 192)).astype(np.float32)
+    out = eng.infer(x)
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(x.astype(np.float16).astype(np.float32))).numpy()
+    assert out.dtype == np.float32 and np.abs(out - ref).max() < 5e-2
+
+
+def test_export_fp16_command(tmp_path, capsys):
+    assert main(["export", "--precision", "fp16", "--size", "s", "--out", str(tmp_path / "s16.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "0 not in fp32" in out and "matches" in out and "keypoints within 0.5 heatmap px" in out

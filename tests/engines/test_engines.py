@@ -64,11 +64,12 @@ def test_tensorrt_engine(tmp_path):
     from posefw.export import export_onnx
 
     model = random_vitpose("b")
-    path = export_onnx(model, tmp_path / "b.onnx")
+    path = export_onnx(model, tmp_path / "b.onnx", precision="fp16")
     eng = posefw.create_engine("tensorrt", onnx=str(path))
+    assert eng.input_dtype == "float16"
     x = torch.randn(4, 3, 256, 192, device="cuda")
     out = eng.infer(x)
-    assert out.is_cuda and tuple(out.shape) == (4, 17, 64, 48)
+    assert out.is_cuda and out.dtype == torch.float32 and tuple(out.shape) == (4, 17, 64, 48)
     with torch.no_grad():
         ref = model.cuda()(x)
     assert (out - ref).abs().max() < 2e-2 * ref.abs().max()
