@@ -92,6 +92,7 @@ def test_fp16_export_is_strongly_typed_mixed_precision(model, tmp_path):
     onnx.checker passes and ONNX Runtime (CPU) runs it within fp16 tolerance of torch fp32 on real
     coco-mini crops (random ones without the data)."""
     from posefw.conformance.engine_parity import crops
+
     from posefw.export import FP16_ATOL, precision_report
 
     path = export_onnx(model, tmp_path / "m16.onnx", precision="fp16")
