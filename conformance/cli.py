@@ -67,6 +67,11 @@ def run_conformance(name: str, algorithms: list[str] | None = None, seed: int = 
     results = numeric.run(make, tuple(algos), seed=seed, to_input=conv, families=families)
     report = {"decoder": name, "algorithms": algos, "seed": seed, "input": input_kind, **numeric.summary(results)}
     if annotations:
+        try:
+            import pycocotools  # noqa: F401
+        except ImportError:
+            report["coco_skipped"] = "COCO AP parity needs pycocotools: pip install 'posefw[eval]'"
+            return report
         coco = [coco_parity.run(make, a, annotations, seed=seed, to_input=conv) for a in algos]
         report["coco"] = coco
         report["passed"] = report["passed"] and all(c["passed"] for c in coco)
@@ -158,6 +163,8 @@ def main(args: argparse.Namespace) -> int:
         t.add_row("delta", *(f"{c['delta'][m]:+.4f}" for m in ("AP", "AP50", "AP75", "AR")))
         console.print(t)
         console.print("[green]AP parity: pass[/green]" if c["passed"] else "[red]AP parity: FAIL (|dAP| > 0.001)[/red]")
+    if "coco_skipped" in report:
+        console.print(f"[yellow]AP parity skipped:[/yellow] {escape(report['coco_skipped'])}")
     verdict = "[green]PASSED[/green]" if report["passed"] else f"[red]FAILED[/red] ({report['failed']} checks)"
     console.print(f"{args.decoder}: {verdict} - {report['checks']} numeric checks")
     if args.json:

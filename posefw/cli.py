@@ -178,9 +178,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, LookupError, FileNotFoundError, OSError, RuntimeError, ImportError) as exc:
+    except ImportError as exc:
+        print(f"posefw {args.command}: error: {missing_extra(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, LookupError, FileNotFoundError, OSError, RuntimeError) as exc:
         print(f"posefw {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+#: Which optional extra brings a module a command imported.
+EXTRAS = {"cv2": "eval", "pycocotools": "eval", "onnx": "onnx", "onnxruntime": "onnx", "polygraphy": "onnx",
+          "tensorrt": "tensorrt", "cupy": "gpu", "numba": "gpu", "numba_cuda": "gpu", "torch": "torch",
+          "safetensors": "test", "triton": "torch"}
+
+
+def missing_extra(exc: ImportError) -> str:
+    """An ImportError as what to install: the module and the posefw extra that brings it."""
+    root = (exc.name or "").split(".")[0]
+    extra = EXTRAS.get(root)
+    if not extra:
+        return str(exc)
+    return f"this command needs {root}, which is not installed: pip install 'posefw[{extra}]'"
 
 
 def run(argv: list[str] | None = None) -> Any:  # pragma: no cover - console script shim

@@ -82,3 +82,23 @@ def test_cuda_asked_for_on_a_cpu_only_machine_is_a_clean_error(capsys):
         posefw.create_decoder("torch-full", device="cuda")
     with pytest.raises(RuntimeError, match="device: 'cuda' requested but torch sees no CUDA GPU"):
         posefw.create_engine("torch", device="cuda")
+
+
+def test_a_missing_extra_is_named_with_its_install(capsys, monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as if opencv were not installed
+    (tmp_path / "b.json").write_text("[[1, 2, 3, 4]]")
+    (tmp_path / "x.png").write_bytes(b"an image file")
+    assert main(["predict", str(tmp_path / "x.png"), "--boxes", str(tmp_path / "b.json"), "--out", str(tmp_path / "v.png"),
+                 "--engine", "oracle"]) == 2
+    assert "this command needs cv2, which is not installed: pip install 'posefw[eval]'" in capsys.readouterr().err
+
+
+def test_conformance_without_pycocotools_runs_the_numeric_checks(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pycocotools", None)
+    assert main(["conformance", "--decoder", "numpy-cpu", "--algorithm", "argmax", "--families", "realistic"]) == 0
+    out = capsys.readouterr().out
+    assert "AP parity skipped" in out and "posefw[eval]" in out and "PASSED" in out
