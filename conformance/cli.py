@@ -91,11 +91,12 @@ def _cuda() -> bool:
 def engines_main(args: argparse.Namespace) -> int:
     """Engine parity: each named engine against torch fp32 with the same weights."""
     from posefw.conformance import engine_parity
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    from posefw.console import console as make_console
+
+    console = make_console()
     reference = posefw.create_engine("torch", precision="fp32", device="cpu")
     reports = []
     for spec in args.engines.split(","):
@@ -128,9 +129,10 @@ def engines_main(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from posefw.console import console as make_console
 
     if args.engines:
         return engines_main(args)
@@ -142,7 +144,7 @@ def main(args: argparse.Namespace) -> int:
     if ann and not Path(ann).is_file():
         raise FileNotFoundError(f"--annotations: {ann} not found (pass --annotations or --no-coco)")
     report = run_conformance(args.decoder, args.algorithm, args.seed, args.input, families, ann)
-    console = Console()
+    console = make_console()
     table = Table(title=f"conformance of {args.decoder} against numpy-cpu (seed {args.seed}, {args.input} input)")
     for col in ("case", "algorithm", "check", "result", "checked", "max err px", "message"):
         table.add_column(col)
@@ -159,7 +161,8 @@ def main(args: argparse.Namespace) -> int:
             t.add_column(col)
         for label in ("reference", "candidate"):
             row = c[label]
-            t.add_row("numpy-cpu" if label == "reference" else args.decoder, *(f"{row[m]:.4f}" for m in ("AP", "AP50", "AP75", "AR")))
+            name = "reference (numpy-cpu)" if label == "reference" else f"candidate ({args.decoder})"
+            t.add_row(name, *(f"{row[m]:.4f}" for m in ("AP", "AP50", "AP75", "AR")))
         t.add_row("delta", *(f"{c['delta'][m]:+.4f}" for m in ("AP", "AP50", "AP75", "AR")))
         console.print(t)
         console.print("[green]AP parity: pass[/green]" if c["passed"] else "[red]AP parity: FAIL (|dAP| > 0.001)[/red]")

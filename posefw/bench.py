@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from typing import Any
 
@@ -70,12 +69,17 @@ def _environment(cuda: bool) -> dict[str, Any]:
     return env
 
 
+#: Calls per pipeline on a CPU: each is seconds long there, so ratios are marked when within noise.
+CPU_ITERATIONS = 3
+
+
 def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any]]:
     cfg = load_config(args.config) if args.config else Config()
     batches = [int(b) for b in args.batches.split(",")] if args.batches else None
     explicit = args.config is not None
-    if not cuda and not explicit:
-        cfg = cfg.with_overrides("bench", batches=[1, 4], iterations=3, warmup=1)
+    if not cuda:  # the CPU's small run, except what a config file set itself
+        small = {"batches": [1, 4], "iterations": CPU_ITERATIONS, "warmup": 1}
+        cfg = cfg.with_overrides("bench", **{k: v for k, v in small.items() if k not in cfg.given.get("bench", ())})
     cfg = cfg.with_overrides("bench", batches=batches, iterations=args.iterations, warmup=args.warmup)
     if args.engine:
         cfg = cfg.with_overrides("engine", name=args.engine)
@@ -99,14 +103,14 @@ def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.progress import Progress
 
     import posefw
     from posefw.benchmarks import pipelines as pl
+    from posefw.console import console as make_console
     from posefw.testing import cuda_reason
 
-    console = Console() if sys.stdout.isatty() else Console(width=150)
+    console = make_console()
     why = cuda_reason()
     cuda = why is None
     cfg, eopts = resolve(args, cuda)
@@ -116,8 +120,8 @@ def main(args: argparse.Namespace) -> int:
             check_target(path, option, image=option == "--plot")
     if not cuda:
         console.print(f"[yellow]No GPU: {why}.[/yellow] Running the CPU-capable parts "
-                      f"(torch engine fp32 on the CPU, CPU decoders) with batches {cfg.bench.batches}, "
-                      f"{cfg.bench.iterations} iterations.")
+                      f"(engine {cfg.engine.name} {eopts.get('precision', '')} on the CPU, CPU decoders) with batches "
+                      f"{cfg.bench.batches}, {cfg.bench.iterations} iterations, warm-up {cfg.bench.warmup}.")
     reg = posefw.get_registry()
     full_name = cfg.decoder.name
     reg.get("decoder", full_name)  # unknown or unavailable: a clear error with the list
@@ -195,9 +199,24 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
             ref = by.get((base, r["batch"]))
             if ref and "qps" in ref:
                 r[key] = r["qps"] / ref["qps"]
+                if ref is not r and within_noise(r, ref):
+                    r.setdefault("within_noise", []).append(key)
         ref = by.get(("engine", r["batch"]))
         if "device_qps" in r and ref and "device_qps" in ref:
             r["vs_engine_device"] = r["device_qps"] / ref["device_qps"]
+
+
+def within_noise(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two timed rows' means differ by less than twice their combined standard error:
+    then their ratio says nothing (the table marks it with ~)."""
+    import math
+
+    def rel_err(r):
+        n = max(int(r.get("n", 1)), 1)
+        return r.get("std_ms", 0.0) / r["mean_ms"] / math.sqrt(n) if r.get("mean_ms") else 0.0
+
+    err = math.hypot(rel_err(a), rel_err(b))
+    return abs(a["mean_ms"] / b["mean_ms"] - 1.0) < 2.0 * err
 
 
 def _end_to_end(args: argparse.Namespace, engine: Any, cfg: Config, cuda: bool, console) -> dict[str, Any]:
@@ -273,9 +292,12 @@ def _print(console, result: dict[str, Any]) -> None:
             t.add_row(r["pipeline"], str(r["batch"]), f"[red]{escape(r['error'][:80])}[/red]", "", "", "", "", "", "", "", "")
             continue
         t.add_row(r["pipeline"], str(r["batch"]), f"{r['mean_ms']:.3f}", f"{r['std_ms']:.3f}", f"{r['p50_ms']:.3f}",
-                  f"{r['p99_ms']:.3f}", f"{r['qps']:.0f}", _pct(r.get("vs_engine")), _pct(r.get("vs_cpu_post")),
+                  f"{r['p99_ms']:.3f}", f"{r['qps']:.0f}", _pct(r.get("vs_engine"), "vs_engine" in r.get("within_noise", ())),
+                  _pct(r.get("vs_cpu_post"), "vs_cpu_post" in r.get("within_noise", ())),
                   f"{r['device_median_ms']:.3f}" if "device_median_ms" in r else "", _pct(r.get("vs_engine_device")))
     console.print(t)
+    if any(r.get("within_noise") for r in result["pipelines"]):
+        console.print("~ : within noise (the two means differ by less than twice their combined standard error)")
     e2e = result.get("end_to_end")
     if e2e and "error" in e2e:
         console.print(f"[red]end to end: {escape(e2e['error'])}[/red]")
@@ -302,8 +324,9 @@ def _print(console, result: dict[str, Any]) -> None:
         console.print(d)
 
 
-def _pct(v) -> str:
-    return "" if v is None else f"{v * 100:.1f}%"
+def _pct(v, noise: bool = False) -> str:
+    """A ratio as a percentage; ``~`` marks one within the run's noise (no real difference shown)."""
+    return "" if v is None else f"{'~' if noise else ''}{v * 100:.1f}%"
 
 
 def _plot(result: dict[str, Any], path: str) -> None:

@@ -17,9 +17,9 @@ from posefw.outputs import write_json
 
 
 def _console():
-    from rich.console import Console
+    from posefw.console import console
 
-    return Console()
+    return console()
 
 
 def _status_text(info) -> str:

@@ -53,14 +53,13 @@ def add_parser(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+    from posefw.console import console as make_console
     from posefw.export import export_onnx, precision_report, validate
     from posefw.models.checkpoints import load_vitpose
     from posefw.models.vitpose import random_vitpose
     from posefw.outputs import atomic_path, check_target
 
-    console = Console()
+    console = make_console()
     check_target(args.out, "--out")
     model = load_vitpose(args.checkpoint) if args.checkpoint else random_vitpose(args.size)
     weights = f"checkpoint {args.checkpoint}" if args.checkpoint else "random weights"
@@ -198,14 +197,13 @@ def draw(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from posefw.cli import json_array
+    from posefw.console import console as make_console
     from posefw.frames import as_frame
     from posefw.images import read_images
     from posefw.outputs import check_target, write_image, write_json
 
-    console = Console()
+    console = make_console()
     check_target(args.out, "--out", image=True)
     if args.json:
         check_target(args.json, "--json")
@@ -229,16 +227,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
     from posefw.coco import evaluate, load_persons
     from posefw.coco import results as coco_results
+    from posefw.console import console as make_console
     from posefw.images import read_images
     from posefw.outputs import write_json
 
-    console = Console()
+    console = make_console()
     persons = load_persons(args.annotations)
     skipped: list[str] = []
     if args.detections:

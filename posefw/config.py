@@ -74,6 +74,8 @@ class Config:
     bench: BenchConfig = field(default_factory=BenchConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     source: str = "defaults"
+    #: The keys each section of the file set (defaults fill the rest; a caller may prefer its own).
+    given: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def with_overrides(self, section: str, **values: Any) -> Config:
         """A copy where the non-None ``values`` replace the section's fields."""
@@ -121,4 +123,5 @@ def load_config(path: str | Path) -> Config:
     if unknown:
         raise ValueError(f"config: unknown sections {unknown} in {p}; expected {sorted(sections)}")
     parts = {k: _section(cls, k, data.get(k, {})) for k, cls in sections.items()}
-    return Config(**parts, source=str(p))
+    given = {k: tuple(v) for k, v in data.items() if isinstance(v, dict)}
+    return Config(**parts, source=str(p), given=given)

@@ -44,3 +44,28 @@ def test_bench_bad_input_is_named(argv, message, capsys, tmp_path, monkeypatch):
 
 def test_parse_options_reads_json_values_and_strings():
     assert parse_options(["a=1", "b=true", "c=fp16", 'd="x"'], "--o") == {"a": 1, "b": True, "c": "fp16", "d": "x"}
+
+
+def test_a_config_file_does_not_switch_on_gpu_run_lengths_on_a_cpu(tmp_path):
+    """Only what the file sets replaces the CPU's small run (it used to bring warm-up 20)."""
+    import argparse
+
+    from posefw.bench import CPU_ITERATIONS, resolve
+
+    cfg = tmp_path / "b.toml"
+    cfg.write_text('[engine]\nname = "torch"\n[bench]\nbatches = [2]\n')
+    args = argparse.Namespace(config=str(cfg), batches=None, iterations=None, warmup=None, engine=None,
+                              decoder=None, algorithm=None, checkpoint=None, engine_option=[])
+    c, eopts = resolve(args, cuda=False)
+    assert c.bench.batches == [2] and c.bench.warmup == 1 and c.bench.iterations == CPU_ITERATIONS
+    assert eopts["precision"] == "fp32"
+
+
+def test_ratios_within_noise_are_marked():
+    from posefw.bench import _pct, within_noise
+
+    a = {"mean_ms": 100.0, "std_ms": 15.0, "n": 3}
+    b = {"mean_ms": 104.0, "std_ms": 15.0, "n": 3}
+    c = {"mean_ms": 200.0, "std_ms": 1.0, "n": 30}
+    assert within_noise(a, b) and not within_noise(a, c)
+    assert _pct(0.96, True) == "~96.0%" and _pct(0.5) == "50.0%"
