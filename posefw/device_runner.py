@@ -25,7 +25,7 @@ from posefw.arrays import framework, to_numpy
 from posefw.crop_kernel import FLOAT_COLS, INT_COLS, crop_matrices, launch
 from posefw.decoder import checked_result
 from posefw.engine import Crops
-from posefw.pipeline import flip_back, flip_permutation
+from posefw.pipeline import flip_average, flip_permutation
 
 
 def _grow(buf: Any, nbytes: int, **kw: Any) -> Any:
@@ -121,8 +121,8 @@ class DeviceRunner:
             return crops
 
         def post(hm):
-            if pipe.flip_test:
-                hm = (hm[:n] + flip_back(hm[n:], self.perm)) * 0.5
+            if pipe.flip_test:  # a CPU engine (the oracle) hands back NumPy: its own permutation then
+                hm = flip_average(hm, n, self.perm if framework(hm) == "torch" else None)
             if not self.in_graph:
                 return hm
             r = checked_result(pipe.decoder.decode(hm, centers, scales), pipe.decoder.name)
