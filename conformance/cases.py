@@ -143,7 +143,7 @@ def well_conditioned(heatmaps: np.ndarray, algorithm: str, kernel: int = 11) -> 
     one pixel. Elsewhere float rounding can legitimately move the refined point far, so only
     the argmax-level rules apply (see docs/conformance.md).
     """
-    from posefw.plugins import numpy_cpu as ref
+    from posefw import dark as ref
 
     hm = np.ascontiguousarray(heatmaps, dtype=np.float32)
     n, k, h, w = hm.shape

@@ -20,12 +20,12 @@ MAX_DELTA_AP = 1e-3
 
 def run(make_decoder, algorithm: str, ann_file: str | Path, seed: int = 0,
         to_input=lambda a: a) -> dict[str, Any]:
-    from posefw.plugins.numpy_cpu import NumpyCPUDecoder
+    from posefw.conformance.numeric import Reference
 
     persons = load_persons(ann_file)
     maps, centers, scales = degraded_heatmaps(persons, udp=algorithm == "dark-udp", seed=seed)
     table = {}
-    for label, dec in (("numpy-cpu", NumpyCPUDecoder(algorithm=algorithm)), ("candidate", make_decoder(algorithm=algorithm))):
+    for label, dec in (("numpy-cpu", Reference(algorithm, 11)), ("candidate", make_decoder(algorithm=algorithm))):
         inp = maps if label == "numpy-cpu" else to_input(maps)
         res = dec.decode(inp, centers, scales)
         kp, sc = np.asarray(to_numpy(res.keypoints)), np.asarray(to_numpy(res.scores))

@@ -167,8 +167,6 @@ def run(make_decoder: Callable[..., Any], algorithms: tuple[str, ...], seed: int
 
     A family name that does not exist is an error (a misspelt name must not pass on zero checks).
     """
-    from posefw.plugins.numpy_cpu import NumpyCPUDecoder
-
     if families is not None:
         unknown = sorted(set(families) - set(family_names()))
         if unknown or not families:
@@ -177,7 +175,7 @@ def run(make_decoder: Callable[..., Any], algorithms: tuple[str, ...], seed: int
     all_cases = cases(seed, None if families is None else set(families))
     behaviours = [f for f in BEHAVIOUR_FAMILIES if families is None or f in families]
     for algorithm in algorithms:
-        ref_dec = NumpyCPUDecoder(algorithm=algorithm, kernel=kernel)
+        ref_dec = Reference(algorithm, kernel)
         dec = make_decoder(algorithm=algorithm, kernel=kernel)
         for case in all_cases:
             ref = ref_dec.decode(case.heatmaps)
@@ -207,7 +205,6 @@ def run(make_decoder: Callable[..., Any], algorithms: tuple[str, ...], seed: int
 
 def _behaviour(family: str, make_decoder, dec, algorithm: str, seed: int, to_input) -> list[CheckResult]:
     from posefw.conformance.cases import realistic
-    from posefw.plugins.numpy_cpu import NumpyCPUDecoder
 
     def case(name, heatmaps, hint):
         return Case(name, heatmaps, seed, "behaviour", hint)
@@ -217,7 +214,7 @@ def _behaviour(family: str, make_decoder, dec, algorithm: str, seed: int, to_inp
             k = int(family.split("-")[1])
             c = case(family, realistic(seed + 500 + k), f"the kernel={k} option must change the blur, not be ignored")
             kdec = make_decoder(algorithm=algorithm, kernel=k)
-            ref = NumpyCPUDecoder(algorithm=algorithm, kernel=k).decode(c.heatmaps)
+            ref = Reference(algorithm, k).decode(c.heatmaps)
             checks = compare(c, algorithm, ref, _host(kdec.decode(to_input(c.heatmaps))), k)
             for r in checks:
                 if not r.passed:
@@ -272,6 +269,18 @@ def _host(res):
 
     res = checked_result(res, "candidate")
     return DecodeResult(np.asarray(to_numpy(res.keypoints)), np.asarray(to_numpy(res.scores)))
+
+
+class Reference:
+    """The core's reference stages (posefw.dark) with a decoder's call signature."""
+
+    def __init__(self, algorithm: str, kernel: int) -> None:
+        self.algorithm, self.kernel = algorithm, kernel
+
+    def decode(self, heatmaps, centers=None, scales=None):
+        from posefw.dark import reference_decode
+
+        return reference_decode(heatmaps, self.algorithm, self.kernel, centers, scales)
 
 
 def summary(results: list[CheckResult]) -> dict[str, Any]:

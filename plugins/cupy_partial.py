@@ -15,12 +15,12 @@ import numpy as np
 
 from posefw import hookimpl
 from posefw.arrays import is_cuda
+from posefw.dark import to_result
 from posefw.decoder import Decoder, DecodeResult, check_boxes
 
 from .cuda_arrays import DeviceView, device_box_views, device_view, empty_like_framework
 from .cuda_dark_source import PARTIAL_WIDTH
 from .cupy_common import Launch, cupy_unavailable, pointer
-from .numpy_cpu import finish
 from .partial_host import compiled_finisher, finish_compiled, finish_numpy
 
 
@@ -40,7 +40,7 @@ class CupyPartialDecoder(Decoder):
         views = device_box_views(centers, scales, n, dev) if device_boxes else ()
         boxes = None if device_boxes else check_boxes(centers, scales, n)
         if n == 0:
-            return finish(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), boxes, (call.w, call.h), self.udp)
+            return to_result(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), boxes, (call.w, call.h), self.udp)
         parts = _buffer(("parts", dev, n * k), (n * k, PARTIAL_WIDTH), dev)
         call.run(self.algorithm, self.kernel, 1, 0, 0, pointer(parts))
         # Everything the host needs crosses in one batch of raw async copies and one stream sync.

@@ -13,10 +13,9 @@ import functools
 
 import numpy as np
 
-from posefw.dark import EPS32
+from posefw.dark import EPS32, dark_step, to_result, udp_step
 
 from .cuda_dark_source import ALGORITHM_CODES, CODE_NONFINITE, CODE_REFINE, CODE_SKIP
-from .numpy_cpu import dark_step, finish, udp_step
 
 
 def finish_numpy(parts: np.ndarray, algorithm: str, boxes, heatmap_size: tuple[int, int], udp: bool, n: int, k: int):
@@ -36,7 +35,7 @@ def finish_numpy(parts: np.ndarray, algorithm: str, boxes, heatmap_size: tuple[i
     bad = code == CODE_NONFINITE
     out[bad] = np.nan
     score[bad] = np.nan
-    return finish(out.reshape(n, k, 2), score.reshape(n, k), boxes, heatmap_size, udp)
+    return to_result(out.reshape(n, k, 2), score.reshape(n, k), boxes, heatmap_size, udp)
 
 
 _UDP, _DARK = ALGORITHM_CODES["dark-udp"], ALGORITHM_CODES["dark"]
@@ -56,7 +55,7 @@ def finish_loop(parts, algo, centers, scales, has_boxes, k, w, h, udp, kp, sc):
             fx, fy = f32(-1.0), f32(-1.0)
         elif code == CODE_REFINE:  # anything else (KEEP) stays at the argmax
             d0, d1, d2, d3, d4 = parts[i, 4], parts[i, 5], parts[i, 6], parts[i, 7], parts[i, 8]
-            if algo == _UDP:  # numpy_cpu.udp_step
+            if algo == _UDP:  # posefw.dark.udp_step
                 a, c = np.float64(d2) + _EPS, np.float64(d4) + _EPS
                 dxy = np.float64(d3)
                 det = a * c - dxy * dxy
@@ -64,7 +63,7 @@ def finish_loop(parts, algo, centers, scales, has_boxes, k, w, h, udp, kp, sc):
                 oy = (a * np.float64(d1) - dxy * np.float64(d0)) / det
                 if det != 0 and np.isfinite(ox) and np.isfinite(oy):
                     fx, fy = x - f32(ox), y - f32(oy)
-            elif algo == _DARK:  # numpy_cpu.dark_step (det tested in float32, like mmpose)
+            elif algo == _DARK:  # posefw.dark.dark_step (det tested in float32, like mmpose)
                 det32 = f32(d2 * d4) - f32(d3 * d3)
                 dxx, dxy, dyy = np.float64(d2), np.float64(d3), np.float64(d4)
                 det = dxx * dyy - dxy * dxy

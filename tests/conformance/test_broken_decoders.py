@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from posefw.conformance import numeric
-from posefw.plugins import numpy_cpu
 from posefw.plugins.numpy_cpu import NumpyCPUDecoder
 
+from posefw import dark
 from posefw.dark import gaussian_kernel1d
 from posefw.decoder import DecodeResult, check_heatmaps
 
@@ -40,19 +42,22 @@ class LastTie(NumpyCPUDecoder):
         live = kp[..., 0] >= 0
         kp[..., 0] = np.where(live, w - 1 - kp[..., 0], kp[..., 0])
         kp[..., 1] = np.where(live, h - 1 - kp[..., 1], kp[..., 1])
-        return numpy_cpu.finish(kp, res.scores, None, (w, h), self.udp)
+        return dark.to_result(kp, res.scores, None, (w, h), self.udp)
 
 
 class NoRescale(NumpyCPUDecoder):
     """Classic DARK without the rescale to the original maximum before the log."""
 
+    lock = threading.Lock()  # the threads family calls it from 4 threads: patch and restore one at a time
+
     def decode(self, heatmaps, centers=None, scales=None):
-        saved = numpy_cpu.DARK_RESCALE_GUARD
-        numpy_cpu.DARK_RESCALE_GUARD = -1.0  # never rescale
-        try:
-            return super().decode(heatmaps, centers, scales)
-        finally:
-            numpy_cpu.DARK_RESCALE_GUARD = saved
+        with self.lock:
+            saved = dark.DARK_RESCALE_GUARD
+            dark.DARK_RESCALE_GUARD = -1.0  # never rescale
+            try:
+                return super().decode(heatmaps, centers, scales)
+            finally:
+                dark.DARK_RESCALE_GUARD = saved
 
 
 class SwapXY(NumpyCPUDecoder):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from posefw.conformance.cases import cases, gaussian_maps, well_conditioned
 from posefw.conformance.mmpose_port import keypoints_from_heatmaps
-from posefw.plugins.numpy_cpu import _blur_window
 
 import posefw
+from posefw.dark import blur_window
 from posefw.dark import gaussian_kernel1d, reflect101
 
 cv2 = pytest.importorskip("cv2")
@@ -73,7 +73,7 @@ def test_blur_window_equals_opencv(kernel, shape):
     maps = rng.random((4, h, w), dtype=np.float32)
     flat = maps.reshape(4, -1)
     x, y = rng.integers(0, w, 4), rng.integers(0, h, 4)
-    got = _blur_window(flat, x, y, h, w, gaussian_kernel1d(kernel), 1, zero_pad=False)
+    got = blur_window(flat, x, y, h, w, gaussian_kernel1d(kernel), 1, zero_pad=False)
     for i in range(4):
         full = cv2.GaussianBlur(maps[i], (kernel, kernel), 0)
         rows = reflect101(np.arange(y[i] - 1, y[i] + 2), h)
