@@ -18,8 +18,6 @@ from posefw.conformance.cases import realistic
 
 import posefw
 
-GRAPH_SAFE = {"cupy-full", "numba-full", "torch-full"}
-
 
 def inputs(batch: int, dtype: str, copies: int) -> list[np.ndarray]:
     return [realistic(1000 + i, n=batch).astype(dtype) for i in range(copies)]
@@ -42,7 +40,7 @@ def bench_one(name: str, algorithm: str, batch: int, dtype: str, iters: int, war
         row["error"] = f"unavailable: {info.reason if info else 'not installed'}"
         return row
     is_gpu = info.device != "cpu" and cuda
-    opts = {"device": "cuda"} if (name == "torch-full" and cuda) else {}
+    opts = {"device": "cuda"} if ("device" in info.cls.options and cuda) else {}
     dec = posefw.create_decoder(name, algorithm=algorithm, **opts)
     if not is_gpu:
         st = host_time(lambda i: dec.decode(host_inputs[i % copies]), iters, warmup)
@@ -62,7 +60,7 @@ def bench_one(name: str, algorithm: str, batch: int, dtype: str, iters: int, war
     row["end_to_end_ms"] = host_time(call, iters, warmup, sync=sync).summary()
     if name != "cupy-partial":
         row["device_ms"] = device_time(call, iters, warmup).summary()
-    if name in GRAPH_SAFE:
+    if info.cls.graph_safe:
         row["graph_ms"] = graph_time(call).summary()
     return row
 

@@ -21,7 +21,10 @@ from posefw.benchmarks.timing import Stats, host_time
 
 import posefw
 
-FULL_DECODERS = ("cupy-full", "numba-full", "torch-full")
+
+def full_decoders() -> list[str]:
+    """Decoders that declare themselves graph-safe: they can run in the engine's CUDA graph."""
+    return [i.name for i in posefw.available_decoders() if getattr(i.cls, "graph_safe", False)]
 
 
 def _sync(cuda: bool) -> Callable[[], None] | None:
@@ -101,9 +104,7 @@ def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool)
 
     def run_engine(b, post=None):
         """The engine for one batch size, in one CUDA graph with ``post`` where the engine has runners."""
-        if hasattr(engine, "runner"):
-            return engine.runner(b, post=post)
-        return (lambda t: post(engine.infer(t))) if post else engine.infer
+        return engine.runner(b, post=post)
 
     out: dict[str, Callable] = {}
     reference: list[Any] = []
@@ -146,7 +147,7 @@ def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool)
         def make(b):
             x = images(b)
             c, s = boxes(b)
-            opts = {"device": dev} if name == "torch-full" else {}
+            opts = {"device": dev} if "device" in posefw.get_registry().get("decoder", name).options else {}
             dec = posefw.create_decoder(name, algorithm=algorithm, **opts)
 
             def post(hm):

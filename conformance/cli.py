@@ -59,7 +59,8 @@ def run_conformance(name: str, algorithms: list[str] | None = None, seed: int = 
     cls = posefw.get_registry().get("decoder", name)
     algos = list(algorithms or cls.algorithms)
     conv = converter(input_kind)
-    opts = {"device": "cuda"} if (name == "torch-full" and input_kind != "torch") and cls.available() is None and _cuda() else {}
+    # A decoder that takes a device for host input (torch-full) is put on the GPU where there is one.
+    opts = {"device": "cuda"} if ("device" in cls.options and input_kind != "torch") and _cuda() else {}
 
     def make(**kw):
         return posefw.create_decoder(name, **kw, **opts)

@@ -141,9 +141,6 @@ class TensorRTEngine(Engine):
     def input_dtype(self) -> str:
         return str(self.dtypes[INPUT]).removeprefix("torch.")
 
-    #: Set to a profile index to force it (the benchmark's opt1/opt64 rows); None picks the nearest.
-    forced_profile: int | None = None
-
     def profile_for(self, n: int) -> int:
         if self.forced_profile is not None:
             return self.forced_profile

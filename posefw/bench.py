@@ -132,10 +132,10 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"batches: {too_big} exceed engine {cfg.engine.name!r}'s maximum batch {max_batch}")
     algorithm = cfg.decoder.algorithm
     usable = {i.name for i in reg.backends("decoder") if i.available}
-    fulls = [full_name] + ([d for d in pl.FULL_DECODERS if d != full_name and d in usable] if cuda else [])
+    fulls = [full_name] + ([d for d in pl.full_decoders() if d != full_name and d in usable] if cuda else [])
     makers = pl.pipelines(engine, fulls, algorithm, cuda)
     # Engines with optimization profiles (TensorRT) are measured under each profile.
-    profiles = [(i, f"[opt{b}]") for i, b in enumerate(getattr(engine, "opt_batches", ()))] or [(None, "")]
+    profiles = [(i, f"[opt{b}]") for i, b in enumerate(engine.opt_batches)] or [(None, "")]
     rows: list[dict[str, Any]] = []
     t0 = time.time()
     with Progress(console=console, transient=True) as progress:
@@ -254,7 +254,7 @@ def _decoders(cfg: Config, cuda: bool, console, algorithm: str) -> list[dict[str
             row["status"] = f"{info.status}: {info.reason}"
             out.append(row)
             continue
-        opts = {"device": "cuda"} if (info.name == "torch-full" and cuda) else {}
+        opts = {"device": "cuda"} if ("device" in info.cls.options and cuda) else {}
         to_input = db.input_converter(info, cuda)
         res = numeric.run(lambda info=info, opts=opts, **kw: posefw.create_decoder(info.name, **kw, **opts),
                           (algorithm,), to_input=to_input)

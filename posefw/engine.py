@@ -41,6 +41,10 @@ class Engine:
     #: Whether ``infer`` reads the ``crops`` metadata (image ids, boxes): only then does the
     #: pipeline build it for every batch.
     needs_crops: ClassVar[bool] = False
+    #: Batch sizes the engine is optimised for (TensorRT's optimisation profiles); the benchmark
+    #: measures each, forcing it through ``forced_profile`` (an index into ``opt_batches``).
+    opt_batches: tuple[int, ...] = ()
+    forced_profile: int | None = None
     #: The dtype of the crops the engine wants (the pipeline's GPU crop kernel writes it directly).
     input_dtype: str = "float32"
 
