@@ -61,7 +61,7 @@ class PipelineConfig:
 
 @dataclass
 class BenchConfig:
-    batches: list[int] = field(default_factory=lambda: [1, 64])
+    batches: list[int] = field(default_factory=lambda: [1, 8, 16, 32, 64])
     iterations: int = 100
     warmup: int = 20
     decoders: list[str] = field(default_factory=list)
