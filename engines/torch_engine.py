@@ -22,7 +22,7 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 #: (flex_attention, compiled; the default when compiling for CUDA, docs/engines.md).
 ATTENTIONS = ("sdpa", "flex")
 #: Fewest images per stream slice (``streams``): ViTPose-B fp16 on an H100 gained 1-3% from two
-#: slices at batch 64 and lost 10% at batch 8 (docs/benchmarks.md), where slices underfill the GPU.
+#: slices at batch 64 and lost 10% at batch 8 (docs/results/benchmarks-history.md), where slices underfill the GPU.
 SPLIT_MIN = 32
 
 

@@ -23,7 +23,7 @@ CODE_SKIP, CODE_REFINE, CODE_KEEP, CODE_NONFINITE = 0, 1, 2, 3
 PARTIAL_WIDTH = 9
 THREADS = 128
 #: Block size when every heatmap's block gets an SM to itself (small batches): there the time is
-#: one block's latency, which more threads shorten (docs/benchmarks.md, numba_tuning).
+#: one block's latency, which more threads shorten (docs/results/benchmarks-history.md, numba_tuning).
 SMALL_GRID_THREADS = 512
 
 
@@ -39,7 +39,7 @@ def smem_blur_mode(algorithm: str, h: int, w: int) -> int:
     (4*h*w bytes at launch), 0 = all from global memory (maps too large, or not classic DARK).
 
     Staging the whole map in shared memory as well was measured and gained nothing
-    (``python -m posefw.benchmarks.dark_rescale_modes``, docs/benchmarks.md).
+    (``python -m posefw.benchmarks.dark_rescale_modes``, docs/results/benchmarks-history.md).
     """
     return int(algorithm == "dark" and 4 * h * w <= SMEM_BLUR_BYTES)
 

@@ -50,7 +50,7 @@ class NumbaFullDecoder(Decoder):
     graph_safe = True
     device = "cuda"
     #: Block size and register cap; by default 512 threads for grids of at most one block per SM
-    #: (latency) and 128 threads capped at 56 registers otherwise (one wave); docs/benchmarks.md.
+    #: (latency) and 128 threads capped at 56 registers otherwise (one wave); docs/results/benchmarks-history.md.
     #: flat=False forces the strided kernel even for C-contiguous heatmaps (tests and benchmarks).
     options = ("threads", "max_registers", "flat")
 

@@ -94,7 +94,7 @@ def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any
     if cfg.engine.name == "torch":
         eopts.setdefault("precision", "fp16" if cuda else "fp32")
         eopts.setdefault("cuda_graph", cuda)
-        eopts.setdefault("compile", cuda)  # +45% on the H100 (docs/benchmarks.md); compiles once per batch size
+        eopts.setdefault("compile", cuda)  # +45% on the H100 (docs/results/benchmarks-history.md); compiles once per batch size
         eopts.setdefault("device", "cuda" if cuda else "cpu")
     if args.checkpoint:
         eopts["checkpoint"] = args.checkpoint

@@ -203,7 +203,7 @@ class ViTPose(nn.Module):
         The same softmax attention, computed by a Triton kernel that torch.compile generates (eager
         flex attention is an unfused reference: use it compiled). ViTPose has 192 tokens, which
         64-wide tiles cover exactly; on an H100 this took batch 1 from 0.535 to 0.497 ms and batch
-        64 from 11,400 to 11,578 img/s against cuDNN's fused attention (docs/benchmarks.md).
+        64 from 11,400 to 11,578 img/s against cuDNN's fused attention (docs/results/benchmarks-history.md).
         """
         from torch.nn.attention.flex_attention import BlockMask
 
