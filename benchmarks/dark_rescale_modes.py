@@ -20,8 +20,17 @@ import posefw
 def clean(seed: int, n: int) -> np.ndarray:
     """Model-like maps without occluded joints: no map needs the exact rescale."""
     rng = np.random.default_rng(seed)
-    return gaussian_maps(rng, n, 17, 64, 48, sigma=rng.uniform(1.6, 2.6, (n, 17)), margin=3, noise=0.01,
-                         amplitude=rng.uniform(0.3, 1.0, (n, 17)))
+    return gaussian_maps(
+        rng,
+        n,
+        17,
+        64,
+        48,
+        sigma=rng.uniform(1.6, 2.6, (n, 17)),
+        margin=3,
+        noise=0.01,
+        amplitude=rng.uniform(0.3, 1.0, (n, 17)),
+    )
 
 
 def main() -> None:
@@ -41,8 +50,10 @@ def main() -> None:
             got = dec.decode(torch.from_numpy(realistic(7, n=8)).cuda()).numpy()
             same = bool((got.scores == ref.scores).all())
             err = float(abs(got.keypoints - ref.keypoints).max())
-            print(f"{name:<11} mode={mode} " + "  ".join(row) + f"  scores identical: {same}  max |dkp| {err:.1e} px",
-                  flush=True)
+            print(
+                f"{name:<11} mode={mode} " + "  ".join(row) + f"  scores identical: {same}  max |dkp| {err:.1e} px",
+                flush=True,
+            )
     cuda_dark_source.smem_blur_mode = cupy_common.smem_blur_mode = chosen
 
 

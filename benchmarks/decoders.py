@@ -23,8 +23,7 @@ def inputs(batch: int, dtype: str, copies: int) -> list[np.ndarray]:
     return [realistic(1000 + i, n=batch).astype(dtype) for i in range(copies)]
 
 
-def bench_one(name: str, algorithm: str, batch: int, dtype: str, iters: int, warmup: int,
-              cuda: bool) -> dict[str, Any]:
+def bench_one(name: str, algorithm: str, batch: int, dtype: str, iters: int, warmup: int, cuda: bool) -> dict[str, Any]:
     row: dict[str, Any] = {"decoder": name, "algorithm": algorithm, "batch": batch, "dtype": dtype}
     copies = 8 if batch >= 16 else 2
     host_inputs = inputs(batch, dtype, copies)
@@ -74,8 +73,15 @@ def input_converter(info, cuda: bool):
     return lambda a: a
 
 
-def run(names: list[str], algorithms: list[str], batches: list[int], dtypes: list[str], iters: int,
-        warmup: int, progress=None) -> dict[str, Any]:
+def run(
+    names: list[str],
+    algorithms: list[str],
+    batches: list[int],
+    dtypes: list[str],
+    iters: int,
+    warmup: int,
+    progress=None,
+) -> dict[str, Any]:
     from posefw.testing import cuda_reason
 
     cuda = cuda_reason() is None
@@ -112,11 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         g = r.get("graph_ms", {}).get("median_ms")
         h = r.get("host_ms", {}).get("median_ms")
         e = r.get("end_to_end_ms", {}).get("median_ms")
-        print(f"{r['decoder']:>13} {r['algorithm']:>8} b={r['batch']:<3} {r['dtype']:<7} device={_f(d)} graph={_f(g)} "
-              f"host={_f(h)} e2e={_f(e)} {r.get('error', '')}", flush=True)
+        print(
+            f"{r['decoder']:>13} {r['algorithm']:>8} b={r['batch']:<3} {r['dtype']:<7} device={_f(d)} graph={_f(g)} "
+            f"host={_f(h)} e2e={_f(e)} {r.get('error', '')}",
+            flush=True,
+        )
 
-    out = run(a.decoders.split(","), a.algorithms.split(","), [int(b) for b in a.batches.split(",")],
-              a.dtypes.split(","), a.iters, a.warmup, progress=show)
+    out = run(
+        a.decoders.split(","),
+        a.algorithms.split(","),
+        [int(b) for b in a.batches.split(",")],
+        a.dtypes.split(","),
+        a.iters,
+        a.warmup,
+        progress=show,
+    )
     print(json.dumps(out["meta"]))
     if a.json:
         with open(a.json, "w") as f:

@@ -43,8 +43,13 @@ def workload(boxes: int, calls: int = 4, seed: int = 0) -> tuple[list[tuple[list
         rng = np.random.default_rng(seed)
         for i in range(24):
             xy = rng.uniform(0, 400, (3, 2))
-            pool.append((rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
-                         np.concatenate([xy, rng.uniform(60, 220, (3, 2))], 1), i))
+            pool.append(
+                (
+                    rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+                    np.concatenate([xy, rng.uniform(60, 220, (3, 2))], 1),
+                    i,
+                )
+            )
         source = "synthetic 640x480 frames (coco-mini not found: set POSEFW_DATA)"
     out, k = [], 0
     for _ in range(calls):
@@ -84,8 +89,9 @@ def stream_step(pipe: Pipeline, items: list) -> Callable[[], Any]:
     return lambda: next(gen)
 
 
-def measure(entries: dict[str, tuple[Callable[[], Any], int]], calls: int, warmup: int, rounds: int,
-            cuda: bool) -> dict[str, dict[str, Any]]:
+def measure(
+    entries: dict[str, tuple[Callable[[], Any], int]], calls: int, warmup: int, rounds: int, cuda: bool
+) -> dict[str, dict[str, Any]]:
     """Alternating rounds of back-to-back calls; per entry the median seconds per call and items/s."""
     sync = None
     if cuda:
@@ -96,7 +102,7 @@ def measure(entries: dict[str, tuple[Callable[[], Any], int]], calls: int, warmu
     out: dict[str, dict[str, Any]] = {}
     names = list(entries)
     for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             if name in out:
                 continue
             step, _ = entries[name]
@@ -110,13 +116,26 @@ def measure(entries: dict[str, tuple[Callable[[], Any], int]], calls: int, warmu
         if name in out:
             continue
         med = float(np.median(per[name]))
-        out[name] = {"ms_per_call": med * 1e3, "items_per_call": items, "per_s": items / med,
-                     "rounds_ms": [v * 1e3 for v in per[name]]}
+        out[name] = {
+            "ms_per_call": med * 1e3,
+            "items_per_call": items,
+            "per_s": items / med,
+            "rounds_ms": [v * 1e3 for v in per[name]],
+        }
     return out
 
 
-def rows(engine: Any, decoder: Any, cuda: bool, boxes: int = 64, calls: int = 30, warmup: int = 5,
-         rounds: int = 5, latency_iters: int = 100, latency_warmup: int = 10) -> dict[str, Any]:
+def rows(
+    engine: Any,
+    decoder: Any,
+    cuda: bool,
+    boxes: int = 64,
+    calls: int = 30,
+    warmup: int = 5,
+    rounds: int = 5,
+    latency_iters: int = 100,
+    latency_warmup: int = 10,
+) -> dict[str, Any]:
     """The end-to-end section of ``posefw bench``."""
     import torch
 
@@ -124,8 +143,9 @@ def rows(engine: Any, decoder: Any, cuda: bool, boxes: int = 64, calls: int = 30
     work, source = workload(boxes, calls=4)
     single, _ = workload(1, calls=4)
     dtype = getattr(torch, engine.input_dtype)
-    crops = [torch.randn((boxes, 3, 256, 192), generator=torch.Generator().manual_seed(i)).to(dev, dtype)
-             for i in range(2)]
+    crops = [
+        torch.randn((boxes, 3, 256, 192), generator=torch.Generator().manual_seed(i)).to(dev, dtype) for i in range(2)
+    ]
     run = engine.runner(boxes)
     k = [0]
 
@@ -166,9 +186,16 @@ def rows(engine: Any, decoder: Any, cuda: bool, boxes: int = 64, calls: int = 30
     ref = lat["engine only, batch 1"]["median_ms"]
     for r in lat.values():
         r["vs_engine_latency"] = r["median_ms"] / ref
-    return {"source": source, "boxes_per_call": boxes, "frames_per_call": [len(c[0]) for c in work],
-            "calls_per_round": calls, "rounds": rounds, "throughput": tp, "latency": lat,
-            "crops_on": {name: p.device for name, p in pipes.items()}}
+    return {
+        "source": source,
+        "boxes_per_call": boxes,
+        "frames_per_call": [len(c[0]) for c in work],
+        "calls_per_round": calls,
+        "rounds": rounds,
+        "throughput": tp,
+        "latency": lat,
+        "crops_on": {name: p.device for name, p in pipes.items()},
+    }
 
 
 def _latency(pipe: Pipeline, items: list, iters: int, warmup: int) -> dict[str, Any]:
@@ -208,26 +235,39 @@ def breakdown(engine: Any, decoder: Any, boxes: int = 64, iters: int = 50) -> di
     big = torch.empty(256 << 20, dtype=torch.uint8, pin_memory=True)
     big_dev = torch.empty_like(big, device="cuda")
     peak = device_time(lambda i: big_dev.copy_(big, non_blocking=True), 10, 2).median
-    out["upload"] = {"median_ms": up, "bytes": nbytes, "GB_s": nbytes / up / 1e6,
-                     "pinned_h2d_peak_GB_s": big.numel() / peak / 1e6}
+    out["upload"] = {
+        "median_ms": up,
+        "bytes": nbytes,
+        "GB_s": nbytes / up / 1e6,
+        "pinned_h2d_peak_GB_s": big.numel() / peak / 1e6,
+    }
     n = plan.rows
     crops = torch.empty((n, 3, 256, 192), dtype=getattr(torch, engine.input_dtype), device="cuda")
     ints, floats = runner.ints[:n], runner.floats[:n]
     t = device_time(lambda i: launch(ints, floats, crops, n), iters, 3).median
     written = crops.numel() * crops.element_size()
     read = n * 256 * 192 * 3  # one uint8 sample per channel and pixel at least (neighbours hit the cache)
-    out["crop kernel"] = {"median_ms": t, "bytes_written": written, "bytes_read_min": read,
-                          "GB_s": (written + read) / t / 1e6, "copy_peak_GB_s": copy_bandwidth_gbs(1 << 30)}
+    out["crop kernel"] = {
+        "median_ms": t,
+        "bytes_written": written,
+        "bytes_read_min": read,
+        "GB_s": (written + read) / t / 1e6,
+        "copy_peak_GB_s": copy_bandwidth_gbs(1 << 30),
+    }
     run = engine.runner(n)
     out["engine (graph replay)"] = {"median_ms": device_time(lambda i: run(crops), iters, 3).median}
     hm = run(crops).float().clone()
     c, s = runner.centers[:n], runner.scales[:n]
-    out["decode"] = {"median_ms": device_time(lambda i: decoder.decode(hm, c, s), iters, 3).median,
-                     "decoder": decoder.name}
+    out["decode"] = {
+        "median_ms": device_time(lambda i: decoder.decode(hm, c, s), iters, 3).median,
+        "decoder": decoder.name,
+    }
     res = torch.empty((n, hm.shape[1], 3), device="cuda")
     host = torch.empty(res.shape, pin_memory=True)
-    out["readback"] = {"median_ms": device_time(lambda i: host.copy_(res, non_blocking=True), iters, 3).median,
-                       "bytes": res.numel() * 4}
+    out["readback"] = {
+        "median_ms": device_time(lambda i: host.copy_(res, non_blocking=True), iters, 3).median,
+        "bytes": res.numel() * 4,
+    }
     whole = stream_step(pipe, [call])
     for _ in range(5):
         whole()

@@ -32,7 +32,9 @@ def model_gflop(engine, batch: int = 1) -> float:
     return fc.get_total_flops() / 1e9 / batch
 
 
-def profile_kernels(batch: int = 64, compiled: bool = False, fuse_gelu: bool = False, channels_last: bool = False) -> None:
+def profile_kernels(
+    batch: int = 64, compiled: bool = False, fuse_gelu: bool = False, channels_last: bool = False
+) -> None:
     """Where the time goes: one fp16 pass's CUDA kernels grouped by name, with counts and totals
     (torch.profiler; no graph and one stream, so every kernel is visible), eager or torch.compile'd
     with the engine's other defaults (flex attention and the fused head when compiled on CUDA)."""
@@ -41,7 +43,9 @@ def profile_kernels(batch: int = 64, compiled: bool = False, fuse_gelu: bool = F
     from posefw.engines.torch_engine import TorchEngine
     from torch.profiler import ProfilerActivity, profile
 
-    eng = TorchEngine(precision="fp16", device="cuda", compile=compiled, fuse_gelu=fuse_gelu, channels_last=channels_last)
+    eng = TorchEngine(
+        precision="fp16", device="cuda", compile=compiled, fuse_gelu=fuse_gelu, channels_last=channels_last
+    )
     x = torch.randn(batch, 3, 256, 192, device="cuda", dtype=torch.float16)
     with torch.inference_mode():
         for _ in range(3):
@@ -56,8 +60,10 @@ def profile_kernels(batch: int = 64, compiled: bool = False, fuse_gelu: bool = F
             kernels[e.name][0] += 1
             kernels[e.name][1] += e.device_time
     total = sum(t for _, t in kernels.values())
-    print(f"--- compiled={compiled} fuse_gelu={fuse_gelu} channels_last={channels_last} batch {batch}: "
-          f"{sum(n for n, _ in kernels.values())} kernels, {total:.0f} us")
+    print(
+        f"--- compiled={compiled} fuse_gelu={fuse_gelu} channels_last={channels_last} batch {batch}: "
+        f"{sum(n for n, _ in kernels.values())} kernels, {total:.0f} us"
+    )
     for name, (n, t) in sorted(kernels.items(), key=lambda kv: -kv[1][1])[:30]:
         print(f"{t:9.1f} us {n:4d}x {t / n:8.1f}  {name[:110]}")
 
@@ -82,8 +88,11 @@ def output_drift(eng, reference) -> dict:
     dec = posefw.create_decoder("numpy-cpu")
     kp_ref = dec.decode(ref.cpu().numpy()).keypoints
     kp = dec.decode(out.cpu().numpy()).keypoints
-    drift = {"max_abs_heatmap": float((out - ref).abs().max()), "max_kp_px": float(np.nanmax(np.abs(kp - kp_ref))),
-             "kp_within_0_5px": float(np.mean(np.abs(kp - kp_ref).max(-1) <= 0.5))}
+    drift = {
+        "max_abs_heatmap": float((out - ref).abs().max()),
+        "max_kp_px": float(np.nanmax(np.abs(kp - kp_ref))),
+        "kp_within_0_5px": float(np.mean(np.abs(kp - kp_ref).max(-1) <= 0.5)),
+    }
     print(f"    drift vs fp32 eager: {drift}", flush=True)
     return drift
 
@@ -96,7 +105,9 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="eager-graph,compile-graph")
     p.add_argument("--json", default=None)
     p.add_argument("--profile", action="store_true", help="print the top CUDA kernels of one eager fp16 batch-64 pass")
-    p.add_argument("--profile-compiled", action="store_true", help="the same for the torch.compile'd model with fuse_gelu")
+    p.add_argument(
+        "--profile-compiled", action="store_true", help="the same for the torch.compile'd model with fuse_gelu"
+    )
     p.add_argument("--profile-batch", type=int, default=64, help="batch size of the profiled pass")
     a = p.parse_args(argv)
     if a.profile:
@@ -131,9 +142,17 @@ def main(argv=None) -> int:
         torch.backends.cuda.preferred_blas_library("cublaslt" if "lt" in flags else "cublas")
         streams = next((int(f[1:]) for f in flags if f[:1] == "s" and f[1:].isdigit()), None)
         fuse_gelu = True if "fusegelu" in flags else False if "erf" in flags else None
-        eng = TorchEngine(precision="fp16", device="cuda", cuda_graph=True, compile=mode, channels_last="cl" in flags,
-                          fuse_gelu=fuse_gelu, streams=streams, attention="sdpa" if "sdpa" in flags else None,
-                          fuse_head=False if "nohead" in flags else None)
+        eng = TorchEngine(
+            precision="fp16",
+            device="cuda",
+            cuda_graph=True,
+            compile=mode,
+            channels_last="cl" in flags,
+            fuse_gelu=fuse_gelu,
+            streams=streams,
+            attention="sdpa" if "sdpa" in flags else None,
+            fuse_head=False if "nohead" in flags else None,
+        )
         if "nomask" in flags:
             for m in eng.model.modules():
                 if hasattr(m, "block_mask"):
@@ -144,10 +163,23 @@ def main(argv=None) -> int:
             st = device_time(lambda i, run=run, x=x: run(x), iters=100, warmup=10)
             ms = st.median
             tflops = gflop * b / (ms * 1e-3) / 1e3
-            rows.append({"variant": variant, "batch": b, "median_ms": ms, "img_per_s": b / (ms * 1e-3),
-                         "gflop_per_image": gflop, "tflops": tflops, "ceiling_tflops": ceiling, "fraction": tflops / ceiling})
-            print(f"{variant:>14} b={b:<3} {ms:8.3f} ms  {b / (ms * 1e-3):8.0f} img/s  {tflops:6.1f} TFLOP/s "
-                  f"({100 * tflops / ceiling:4.1f}% of {ceiling:.0f})", flush=True)
+            rows.append(
+                {
+                    "variant": variant,
+                    "batch": b,
+                    "median_ms": ms,
+                    "img_per_s": b / (ms * 1e-3),
+                    "gflop_per_image": gflop,
+                    "tflops": tflops,
+                    "ceiling_tflops": ceiling,
+                    "fraction": tflops / ceiling,
+                }
+            )
+            print(
+                f"{variant:>14} b={b:<3} {ms:8.3f} ms  {b / (ms * 1e-3):8.0f} img/s  {tflops:6.1f} TFLOP/s "
+                f"({100 * tflops / ceiling:4.1f}% of {ceiling:.0f})",
+                flush=True,
+            )
         rows[-1].update(output_drift(eng, reference))
         inductor_config.freezing = inductor_config.triton.enable_persistent_tma_matmul = False
         inductor_config.coordinate_descent_tuning = False

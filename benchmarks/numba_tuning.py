@@ -14,14 +14,24 @@ from posefw.conformance.cases import realistic
 
 import posefw
 
-CONFIGS = ((128, 56, False), (128, 56, True), (128, None, True), (128, 48, True), (256, None, True),
-           (512, None, False), (512, None, True), (512, 56, True))
+CONFIGS = (
+    (128, 56, False),
+    (128, 56, True),
+    (128, None, True),
+    (128, 48, True),
+    (256, None, True),
+    (512, None, False),
+    (512, None, True),
+    (512, 56, True),
+)
 
 
 def main() -> None:
     for algorithm in ("dark-udp", "dark"):
         for threads, regs, flat in CONFIGS:
-            dec = posefw.create_decoder("numba-full", algorithm=algorithm, threads=threads, max_registers=regs, flat=flat)
+            dec = posefw.create_decoder(
+                "numba-full", algorithm=algorithm, threads=threads, max_registers=regs, flat=flat
+            )
             row = []
             for b in (1, 64):
                 xs = [torch.from_numpy(realistic(100 + i, n=b)).cuda() for i in range(8)]
@@ -30,8 +40,12 @@ def main() -> None:
             ref = posefw.create_decoder("numpy-cpu", algorithm=algorithm).decode(realistic(7, n=8))
             got = dec.decode(torch.from_numpy(realistic(7, n=8)).cuda()).numpy()
             same = bool((got.scores == ref.scores).all())
-            print(f"{algorithm:<9} threads={threads:<4} max_registers={regs!s:<5} flat={flat!s:<5} " + "  ".join(row)
-                  + f"  scores identical: {same}", flush=True)
+            print(
+                f"{algorithm:<9} threads={threads:<4} max_registers={regs!s:<5} flat={flat!s:<5} "
+                + "  ".join(row)
+                + f"  scores identical: {same}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

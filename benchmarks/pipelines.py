@@ -48,8 +48,9 @@ def measure(fn: Callable[[int], Any], batch: int, iters: int, warmup: int, cuda:
     return s
 
 
-def measure_group(fns: dict[str, Callable[[int], Any]], batch: int, iters: int, warmup: int, cuda: bool,
-                  rounds: int = 5) -> dict[str, dict[str, Any] | Exception]:
+def measure_group(
+    fns: dict[str, Callable[[int], Any]], batch: int, iters: int, warmup: int, cuda: bool, rounds: int = 5
+) -> dict[str, dict[str, Any] | Exception]:
     """``measure`` for several pipelines at once, in ``rounds`` alternating rounds.
 
     Each round times every pipeline for iters/rounds calls (host clock, then CUDA events on a
@@ -114,8 +115,16 @@ def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool)
 
         if not reference:
             # Its own model instance (same checkpoint or seed): converting the engine's model would change it.
-            reference.append(TorchEngine(checkpoint=getattr(engine, "checkpoint", None), size=getattr(engine, "size", "b"),
-                                         seed=getattr(engine, "seed", 0), precision="fp32", device=dev, fuse_head=False))
+            reference.append(
+                TorchEngine(
+                    checkpoint=getattr(engine, "checkpoint", None),
+                    size=getattr(engine, "size", "b"),
+                    seed=getattr(engine, "seed", 0),
+                    precision="fp32",
+                    device=dev,
+                    fuse_head=False,
+                )
+            )
         x = images(b)
         return lambda i: reference[0].infer(x[i % 2])
 
@@ -134,6 +143,7 @@ def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool)
             hm = run(x[i % 2])
             host = hm.float().cpu().numpy() if hasattr(hm, "cpu") else np.asarray(hm)
             return dec.decode(host, c, s)
+
         return step
 
     def partial(b):
@@ -156,6 +166,7 @@ def pipelines(engine: Any, full_decoders: list[str], algorithm: str, cuda: bool)
 
             run = run_engine(b, post)  # one CUDA graph: model + decoder
             return lambda i: run(x[i % 2])
+
         return make
 
     out["pytorch-fp32-eager"] = eager

@@ -37,8 +37,14 @@ class Stats:
         return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
     def summary(self) -> dict[str, float]:
-        return {"median_ms": self.median, "mean_ms": self.mean, "std_ms": self.std,
-                "p50_ms": self.pct(50), "p99_ms": self.pct(99), "n": len(self.samples_ms)}
+        return {
+            "median_ms": self.median,
+            "mean_ms": self.mean,
+            "std_ms": self.std,
+            "p50_ms": self.pct(50),
+            "p99_ms": self.pct(99),
+            "n": len(self.samples_ms),
+        }
 
 
 def host_time(fn: Callable[[int], Any], iters: int, warmup: int, sync: Callable[[], None] | None = None) -> Stats:

@@ -23,8 +23,9 @@ class Case:
     hint: str = ""
 
 
-def gaussian_maps(rng: np.random.Generator, n: int, k: int, h: int, w: int, sigma=2.0, margin=0.0,
-                  noise=0.0, amplitude=1.0) -> np.ndarray:
+def gaussian_maps(
+    rng: np.random.Generator, n: int, k: int, h: int, w: int, sigma=2.0, margin=0.0, noise=0.0, amplitude=1.0
+) -> np.ndarray:
     """Sub-pixel Gaussian peaks like a trained model's heatmaps."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     cx = rng.uniform(margin, w - 1 - margin, (n, k, 1, 1))
@@ -59,40 +60,80 @@ def _adversarial(seed: int) -> Iterator[Case]:
         pts = rng.choice(h * w, size=2 + j % 3, replace=False)
         ties[:, j].reshape(n, -1)[:, pts] = 0.8
     ties[:, 0, 10:14, 20:26] = 0.9  # a plateau
-    yield Case("ties-and-plateaus", ties, seed, "argmax", "tie-break: the first maximum in row-major (y, then x) order wins")
+    yield Case(
+        "ties-and-plateaus", ties, seed, "argmax", "tie-break: the first maximum in row-major (y, then x) order wins"
+    )
 
     border = np.zeros((n, k, h, w), np.float32)
-    spots = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (0, 20), (h - 1, 20), (30, 0), (30, w - 1),
-             (1, 1), (h - 2, w - 2), (2, 2), (h - 3, w - 3), (1, 20), (30, 1), (h - 2, 20), (30, w - 2), (31, 24)]
+    spots = [
+        (0, 0),
+        (0, w - 1),
+        (h - 1, 0),
+        (h - 1, w - 1),
+        (0, 20),
+        (h - 1, 20),
+        (30, 0),
+        (30, w - 1),
+        (1, 1),
+        (h - 2, w - 2),
+        (2, 2),
+        (h - 3, w - 3),
+        (1, 20),
+        (30, 1),
+        (h - 2, 20),
+        (30, w - 2),
+        (31, 24),
+    ]
     yy, xx = np.mgrid[0:h, 0:w]
     for j, (py, px) in enumerate(spots[:k]):
         border[:, j] = np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / 8.0)
-    yield Case("peaks-on-borders-and-corners", border, seed, "border", "edge rules: reflect-101 blur, edge padding (UDP), interior test (DARK)")
+    yield Case(
+        "peaks-on-borders-and-corners",
+        border,
+        seed,
+        "border",
+        "edge rules: reflect-101 blur, edge padding (UDP), interior test (DARK)",
+    )
 
     degenerate = base.copy()
     degenerate[:, 0] = 0.0
     degenerate[:, 1] = -rng.uniform(0.1, 1.0, (n, h, w))
     degenerate[:, 2] = 0.25
     degenerate[:, 3] *= 120.0  # above the UDP clip of 50
-    degenerate[:, 4] *= 1e-6   # tiny positive peak
+    degenerate[:, 4] *= 1e-6  # tiny positive peak
     degenerate[:, 5] = -1.0
     degenerate[:, 5, 30, 20] = 1e-12  # a lone tiny positive among negatives
     degenerate[:, 6] = 1e-12
-    degenerate[:, 6, 31, 21] = 1e-9   # modulated values fall below the 1e-10 floor
-    yield Case("degenerate-values", degenerate, seed, "degenerate",
-               "zero/negative maps stay at (-1, -1) with their raw maximum as score; clip, floor and rescale rules")
+    degenerate[:, 6, 31, 21] = 1e-9  # modulated values fall below the 1e-10 floor
+    yield Case(
+        "degenerate-values",
+        degenerate,
+        seed,
+        "degenerate",
+        "zero/negative maps stay at (-1, -1) with their raw maximum as score; clip, floor and rescale rules",
+    )
 
     nonfinite = base.copy()
     nonfinite[0, 0, 5, 5] = np.nan
     nonfinite[0, 1, 40, 30] = np.inf
     nonfinite[0, 2, 7, 9] = -np.inf
     nonfinite[1, 3] = np.nan
-    yield Case("non-finite", nonfinite, seed, "nonfinite",
-               "a map with any NaN/Inf gives a NaN keypoint and NaN score; the rest of the batch is untouched")
+    yield Case(
+        "non-finite",
+        nonfinite,
+        seed,
+        "nonfinite",
+        "a map with any NaN/Inf gives a NaN keypoint and NaN score; the rest of the batch is untouched",
+    )
 
     faint = gaussian_maps(rng, n, k, h, w, margin=4, amplitude=rng.uniform(1.5e-10, 3e-10, (n, k)))
-    yield Case("floor-straddle", faint, seed, "degenerate",
-               "classic DARK rescales the blurred map to the raw maximum before the 1e-10 floor and the log")
+    yield Case(
+        "floor-straddle",
+        faint,
+        seed,
+        "degenerate",
+        "classic DARK rescales the blurred map to the raw maximum before the 1e-10 floor and the log",
+    )
 
     fp16 = (base * rng.choice([1.0, 1000.0, 65000.0, 1e-4], size=(n, k, 1, 1))).astype(np.float16)
     yield Case("float16-extremes", fp16, seed, "dtype", "float16 input converted exactly to float32")
@@ -117,22 +158,38 @@ def _build(seed: int, large: bool) -> list[Case]:
     rng = np.random.default_rng(seed)
     out = [Case("realistic", realistic(seed), seed, "realistic", "sub-pixel DARK refinement on model-like maps")]
     out += list(_adversarial(seed))
-    for (h, w) in [(1, 1), (3, 3), (5, 5), (17, 13), (32, 24)]:
+    for h, w in [(1, 1), (3, 3), (5, 5), (17, 13), (32, 24)]:
         maps = gaussian_maps(rng, 2, 3, h, w, sigma=max(0.5, min(h, w) / 6), noise=0.01)
-        out.append(Case(f"size-{h}x{w}", maps, seed, "size", "small and odd map sizes (reflect-101 repeats, tiny maps)"))
+        out.append(
+            Case(f"size-{h}x{w}", maps, seed, "size", "small and odd map sizes (reflect-101 repeats, tiny maps)")
+        )
     for k in (1, 5, 133):
         out.append(Case(f"k-{k}", realistic(seed + k, n=2, k=k), seed, "k", "K other than 17"))
     for n in (0, 1, 7, 64, 65):
         out.append(Case(f"batch-{n}", realistic(seed + 100 + n, n=n), seed, "batch", "batch sizes, including empty"))
     if large:
-        out.append(Case("batch-301", realistic(seed + 401, n=301), seed, "batch",
-                        "more crops than a batch of 64 and beyond mmpose's float32 flat index (about 299 crops)"))
+        out.append(
+            Case(
+                "batch-301",
+                realistic(seed + 401, n=301),
+                seed,
+                "batch",
+                "more crops than a batch of 64 and beyond mmpose's float32 flat index (about 299 crops)",
+            )
+        )
     big = realistic(seed + 3, n=4, k=34)
     out.append(Case("non-contiguous", big[:, ::2], seed, "layout", "strided input must be read through its strides"))
     out.append(Case("float16", realistic(seed + 4).astype(np.float16), seed, "dtype", "float16 input"))
     large = gaussian_maps(rng, 1, 3, 120, 104, margin=4, amplitude=rng.uniform(1.5e-10, 3e-10, (1, 3)))
-    out.append(Case("large-floor-straddle", large, seed, "size",
-                    "a map too large for the shared-memory full blur: the classic-DARK rescale from global memory"))
+    out.append(
+        Case(
+            "large-floor-straddle",
+            large,
+            seed,
+            "size",
+            "a map too large for the shared-memory full blur: the classic-DARK rescale from global memory",
+        )
+    )
     return out
 
 
@@ -158,7 +215,9 @@ def well_conditioned(heatmaps: np.ndarray, algorithm: str, kernel: int = 11) -> 
             d = ref.udp_derivatives(flat, x, y, h, w, kernel)
         else:
             ok &= ref.dark_interior(x, y, h, w)
-            d = ref.dark_derivatives(flat, np.clip(x, 2, max(w - 3, 2)), np.clip(y, 2, max(h - 3, 2)), h, w, kernel, score)
+            d = ref.dark_derivatives(
+                flat, np.clip(x, 2, max(w - 3, 2)), np.clip(y, 2, max(h - 3, 2)), h, w, kernel, score
+            )
         dx, dy, dxx, dxy, dyy = (d[:, i].astype(np.float64) for i in range(5))
         det = dxx * dyy - dxy * dxy
         step = np.hypot((dyy * dx - dxy * dy) / det, (dxx * dy - dxy * dx) / det)

@@ -16,12 +16,22 @@ from posefw.outputs import write_json
 def add_parser(sub) -> None:
     p = sub.add_parser("conformance", help="check a decoder against the numpy-cpu reference (numeric + COCO AP)")
     p.add_argument("--decoder", default=None, help="decoder to check (or use --engines)")
-    p.add_argument("--engines", default=None, help="comma-separated engines to check against torch fp32 instead "
-                   "(NAME[:PRECISION][+OPTION[=VALUE]...], e.g. torch:fp16+fuse_gelu=false)")
-    p.add_argument("--algorithm", action="append", choices=ALGORITHMS, help="repeatable; default: all the decoder supports")
+    p.add_argument(
+        "--engines",
+        default=None,
+        help="comma-separated engines to check against torch fp32 instead "
+        "(NAME[:PRECISION][+OPTION[=VALUE]...], e.g. torch:fp16+fuse_gelu=false)",
+    )
+    p.add_argument(
+        "--algorithm", action="append", choices=ALGORITHMS, help="repeatable; default: all the decoder supports"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--input", choices=("numpy", "torch", "torch-cuda", "cupy"), default="numpy",
-                   help="array type the decoder is fed")
+    p.add_argument(
+        "--input",
+        choices=("numpy", "torch", "torch-cuda", "cupy"),
+        default="numpy",
+        help="array type the decoder is fed",
+    )
     p.add_argument("--families", default=None, help="comma-separated case names (default: all)")
     p.add_argument("--annotations", default=None, help="COCO keypoints JSON for AP parity (default: coco-mini val)")
     p.add_argument("--no-coco", action="store_true", help="skip the COCO AP parity check")
@@ -51,8 +61,14 @@ def converter(kind: str):
     return lambda a: cupy.asarray(a)
 
 
-def run_conformance(name: str, algorithms: list[str] | None = None, seed: int = 0, input_kind: str = "numpy",
-                    families: set[str] | None = None, annotations: str | None = None) -> dict[str, Any]:
+def run_conformance(
+    name: str,
+    algorithms: list[str] | None = None,
+    seed: int = 0,
+    input_kind: str = "numpy",
+    families: set[str] | None = None,
+    annotations: str | None = None,
+) -> dict[str, Any]:
     """Numeric checks for each algorithm, then COCO AP parity; the whole report as a dict."""
     from posefw.conformance import coco_parity, numeric
 
@@ -120,9 +136,15 @@ def engines_main(args: argparse.Namespace) -> int:
         if "error" in r:
             table.add_row(e.get("engine", "?"), "", "", "", "", "", f"[red]{escape(r['error'][:90])}[/red]")
             continue
-        table.add_row(e["engine"], str(e.get("device", "")), str(e.get("precision", "fp32")), f"{r['max_abs_error']:.3g}",
-                      f"{r['max_rel_error']:.3g}", f"{100 * r['keypoints_within_half_px']:.1f}%",
-                      "[green]pass[/green]" if r["passed"] else "[red]FAIL[/red]")
+        table.add_row(
+            e["engine"],
+            str(e.get("device", "")),
+            str(e.get("precision", "fp32")),
+            f"{r['max_abs_error']:.3g}",
+            f"{r['max_rel_error']:.3g}",
+            f"{100 * r['keypoints_within_half_px']:.1f}%",
+            "[green]pass[/green]" if r["passed"] else "[red]FAIL[/red]",
+        )
     console.print(table)
     if args.json:
         write_json(args.json, reports)
@@ -153,11 +175,20 @@ def main(args: argparse.Namespace) -> int:
         if r["passed"] and r["check"] not in ("keypoints", "transform"):
             continue
         res = "[green]pass[/green]" if r["passed"] else "[red]FAIL[/red]"
-        table.add_row(r["case"], r["algorithm"], r["check"], res, str(r["checked"]), f"{r['max_error_px']:.2e}",
-                      escape(r["message"]))
+        table.add_row(
+            r["case"],
+            r["algorithm"],
+            r["check"],
+            res,
+            str(r["checked"]),
+            f"{r['max_error_px']:.2e}",
+            escape(r["message"]),
+        )
     console.print(table)
     for c in report.get("coco", []):
-        t = Table(title=f"COCO AP parity, {c['algorithm']} ({c['instances']} instances of {Path(c['annotations']).name})")
+        t = Table(
+            title=f"COCO AP parity, {c['algorithm']} ({c['instances']} instances of {Path(c['annotations']).name})"
+        )
         for col in ("decoder", "AP", "AP50", "AP75", "AR"):
             t.add_column(col)
         for label in ("reference", "candidate"):

@@ -18,8 +18,7 @@ from posefw.coco import degraded_heatmaps, evaluate, load_persons, results
 MAX_DELTA_AP = 1e-3
 
 
-def run(make_decoder, algorithm: str, ann_file: str | Path, seed: int = 0,
-        to_input=lambda a: a) -> dict[str, Any]:
+def run(make_decoder, algorithm: str, ann_file: str | Path, seed: int = 0, to_input=lambda a: a) -> dict[str, Any]:
     from posefw.conformance.numeric import Reference
 
     persons = load_persons(ann_file)
@@ -31,6 +30,13 @@ def run(make_decoder, algorithm: str, ann_file: str | Path, seed: int = 0,
         kp, sc = np.asarray(to_numpy(res.keypoints)), np.asarray(to_numpy(res.scores))
         table[label] = evaluate(ann_file, results(persons, kp, sc))
     delta = {m: table["candidate"][m] - table["numpy-cpu"][m] for m in ("AP", "AP50", "AP75", "AR")}
-    return {"algorithm": algorithm, "annotations": str(ann_file), "instances": int(len(maps)), "seed": seed,
-            "reference": table["numpy-cpu"], "candidate": table["candidate"], "delta": delta,
-            "passed": abs(delta["AP"]) <= MAX_DELTA_AP}
+    return {
+        "algorithm": algorithm,
+        "annotations": str(ann_file),
+        "instances": int(len(maps)),
+        "seed": seed,
+        "reference": table["numpy-cpu"],
+        "candidate": table["candidate"],
+        "delta": delta,
+        "passed": abs(delta["AP"]) <= MAX_DELTA_AP,
+    }

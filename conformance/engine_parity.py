@@ -95,7 +95,9 @@ def run(engine: Any, reference: Any, batch: np.ndarray | None = None) -> dict[st
     a, b = dec.decode(ref_hm).keypoints, dec.decode(got_hm).keypoints
     within = float((np.abs(a - b).max(axis=-1) <= 0.5).mean())
     return {
-        "engine": engine.describe(), "reference": "torch fp32", "batch": int(len(x)),
+        "engine": engine.describe(),
+        "reference": "torch fp32",
+        "batch": int(len(x)),
         "polygraphy_passed": bool(accuracy),
         "max_abs_error": float(diff.max()),
         "max_rel_error": float((diff / np.maximum(np.abs(ref_hm), 1e-12)).max()),

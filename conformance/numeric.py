@@ -62,19 +62,29 @@ def _failures(case: Case, algorithm: str, check: str, where: np.ndarray, exp, go
     out = []
     for n, k in np.argwhere(where)[:MAX_LISTED]:
         e, g = exp[n, k], got[n, k]
-        out.append(Failure(case.name, case.seed, algorithm, check, int(n), int(k),
-                           np.asarray(e).tolist(), np.asarray(g).tolist()))
+        out.append(
+            Failure(
+                case.name, case.seed, algorithm, check, int(n), int(k), np.asarray(e).tolist(), np.asarray(g).tolist()
+            )
+        )
     return out
 
 
 def _shape_check(case, algorithm, res, n, k) -> CheckResult | None:
     kp, sc = res.keypoints, res.scores
     if tuple(kp.shape) != (n, k, 2) or tuple(sc.shape) != (n, k):
-        return CheckResult(case.name, algorithm, "shape", False,
-                           f"returned keypoints {tuple(kp.shape)} and scores {tuple(sc.shape)} for {n} crops x {k} "
-                           f"keypoints: expected ({n}, {k}, 2) and ({n}, {k}); rows were dropped or added")
+        return CheckResult(
+            case.name,
+            algorithm,
+            "shape",
+            False,
+            f"returned keypoints {tuple(kp.shape)} and scores {tuple(sc.shape)} for {n} crops x {k} "
+            f"keypoints: expected ({n}, {k}, 2) and ({n}, {k}); rows were dropped or added",
+        )
     if kp.dtype != np.float32 or sc.dtype != np.float32:
-        return CheckResult(case.name, algorithm, "dtype", False, f"expected float32 outputs, got {kp.dtype} and {sc.dtype}")
+        return CheckResult(
+            case.name, algorithm, "dtype", False, f"expected float32 outputs, got {kp.dtype} and {sc.dtype}"
+        )
     return None
 
 
@@ -89,33 +99,84 @@ def compare(case: Case, algorithm: str, ref, res, kernel: int = 11) -> list[Chec
 
     e_nan, g_nan = np.isnan(e_sc), np.isnan(g_sc) | np.isnan(g_kp).any(-1)
     where = e_nan != (np.isnan(g_sc) & np.isnan(g_kp).all(-1))
-    msg = "" if not where.any() else (
-        "non-finite heatmaps must give NaN keypoints and NaN scores, and finite ones never NaN "
-        f"({int((e_nan & ~g_nan).sum())} NaN keypoints missing, {int((~e_nan & g_nan).sum())} unexpected)")
-    out.append(CheckResult(case.name, algorithm, "nan-rule", not where.any(), msg, int(where.size),
-                           failures=_failures(case, algorithm, "nan-rule", where, e_sc, g_sc)))
+    msg = (
+        ""
+        if not where.any()
+        else (
+            "non-finite heatmaps must give NaN keypoints and NaN scores, and finite ones never NaN "
+            f"({int((e_nan & ~g_nan).sum())} NaN keypoints missing, {int((~e_nan & g_nan).sum())} unexpected)"
+        )
+    )
+    out.append(
+        CheckResult(
+            case.name,
+            algorithm,
+            "nan-rule",
+            not where.any(),
+            msg,
+            int(where.size),
+            failures=_failures(case, algorithm, "nan-rule", where, e_sc, g_sc),
+        )
+    )
 
     live = ~e_nan & ~g_nan
     where = live & (e_sc != g_sc)
-    msg = "" if not where.any() else "scores must equal the raw heatmap maximum exactly (is the argmax or its value taken on the raw map?)"
-    out.append(CheckResult(case.name, algorithm, "scores", not where.any(), msg, int(live.sum()),
-                           failures=_failures(case, algorithm, "scores", where, e_sc, g_sc)))
+    msg = (
+        ""
+        if not where.any()
+        else "scores must equal the raw heatmap maximum exactly (is the argmax or its value taken on the raw map?)"
+    )
+    out.append(
+        CheckResult(
+            case.name,
+            algorithm,
+            "scores",
+            not where.any(),
+            msg,
+            int(live.sum()),
+            failures=_failures(case, algorithm, "scores", where, e_sc, g_sc),
+        )
+    )
 
     invalid = live & (e_sc <= 0)
     where = invalid & np.any(g_kp != e_kp, axis=-1)
     msg = "" if not where.any() else "keypoints whose maximum is <= 0 must stay at (-1, -1) (before the transform)"
-    out.append(CheckResult(case.name, algorithm, "non-positive", not where.any(), msg, int(invalid.sum()),
-                           failures=_failures(case, algorithm, "non-positive", where, e_kp, g_kp)))
+    out.append(
+        CheckResult(
+            case.name,
+            algorithm,
+            "non-positive",
+            not where.any(),
+            msg,
+            int(invalid.sum()),
+            failures=_failures(case, algorithm, "non-positive", where, e_kp, g_kp),
+        )
+    )
 
     good = live & (e_sc > 0) & well_conditioned(case.heatmaps, algorithm, kernel)
     err = np.abs(g_kp - e_kp).max(axis=-1) if g_kp.size else np.zeros((n, k))
     where = good & ~(err <= TOL_PX)
     worst = float(err[good].max()) if good.any() else 0.0
-    msg = "" if not where.any() else (
-        f"{int(where.sum())} well-conditioned keypoints differ by more than {TOL_PX} px (worst {worst:.4g}): "
-        + _diagnose(e_kp[where], g_kp[where]))
-    out.append(CheckResult(case.name, algorithm, "keypoints", not where.any(), msg, int(good.sum()), worst,
-                           _failures(case, algorithm, "keypoints", where, e_kp, g_kp)))
+    msg = (
+        ""
+        if not where.any()
+        else (
+            f"{int(where.sum())} well-conditioned keypoints differ by more than {TOL_PX} px (worst {worst:.4g}): "
+            + _diagnose(e_kp[where], g_kp[where])
+        )
+    )
+    out.append(
+        CheckResult(
+            case.name,
+            algorithm,
+            "keypoints",
+            not where.any(),
+            msg,
+            int(good.sum()),
+            worst,
+            _failures(case, algorithm, "keypoints", where, e_kp, g_kp),
+        )
+    )
     return out
 
 
@@ -143,9 +204,16 @@ def compare_image_space(case: Case, algorithm: str, ref, res, scales: np.ndarray
         msg = f"{int(where.sum())} keypoints differ in image space after the transform: " + _diagnose(e, g)
         ratio = np.median((w - 1.0) / w), np.median((h - 1.0) / h)
         msg += f" (UDP maps heatmap px with scale/(size-1); a factor near {ratio[0]:.4f} means size was used)"
-    return CheckResult(case.name, algorithm, "transform", not where.any(), msg, int(good.sum()),
-                       float(err[good].max()) if good.any() else 0.0,
-                       _failures(case, algorithm, "transform", where, ref.keypoints, res.keypoints))
+    return CheckResult(
+        case.name,
+        algorithm,
+        "transform",
+        not where.any(),
+        msg,
+        int(good.sum()),
+        float(err[good].max()) if good.any() else 0.0,
+        _failures(case, algorithm, "transform", where, ref.keypoints, res.keypoints),
+    )
 
 
 #: Families that check the decoder object rather than one batch: other kernel sizes, the
@@ -160,9 +228,14 @@ def family_names() -> list[str]:
     return case_names() + list(BEHAVIOUR_FAMILIES)
 
 
-def run(make_decoder: Callable[..., Any], algorithms: tuple[str, ...], seed: int = 0,
-        to_input: Callable[[np.ndarray], Any] = lambda a: a, kernel: int = 11,
-        families: set[str] | None = None) -> list[CheckResult]:
+def run(
+    make_decoder: Callable[..., Any],
+    algorithms: tuple[str, ...],
+    seed: int = 0,
+    to_input: Callable[[np.ndarray], Any] = lambda a: a,
+    kernel: int = 11,
+    families: set[str] | None = None,
+) -> list[CheckResult]:
     """Run every case (or the named ones) for each algorithm; ``make_decoder(algorithm=, kernel=)``.
 
     A family name that does not exist is an error (a misspelt name must not pass on zero checks).
@@ -182,7 +255,9 @@ def run(make_decoder: Callable[..., Any], algorithms: tuple[str, ...], seed: int
             try:
                 res = _host(dec.decode(to_input(case.heatmaps)))
             except Exception as exc:  # noqa: BLE001 - a crash is a failed case, not a crashed suite
-                results.append(CheckResult(case.name, algorithm, "runs", False, f"decode raised {type(exc).__name__}: {exc}"))
+                results.append(
+                    CheckResult(case.name, algorithm, "runs", False, f"decode raised {type(exc).__name__}: {exc}")
+                )
                 continue
             checks = compare(case, algorithm, ref, res, kernel)
             for c in checks:
@@ -195,7 +270,9 @@ def run(make_decoder: Callable[..., Any], algorithms: tuple[str, ...], seed: int
                 try:
                     res_img = _host(dec.decode(to_input(case.heatmaps), centers, scales))
                 except Exception as exc:  # noqa: BLE001
-                    results.append(CheckResult(case.name, algorithm, "transform", False, f"decode with boxes raised {exc}"))
+                    results.append(
+                        CheckResult(case.name, algorithm, "transform", False, f"decode with boxes raised {exc}")
+                    )
                     continue
                 results.append(compare_image_space(case, algorithm, ref_img, res_img, scales, kernel))
         for family in behaviours:
@@ -227,9 +304,16 @@ def _behaviour(family: str, make_decoder, dec, algorithm: str, seed: int, to_inp
             dec.decode(given)
             after = np.asarray(to_numpy(given))
             changed = int((~((before == after) | (np.isnan(before) & np.isnan(after)))).sum())
-            return [CheckResult(family, algorithm, "no-mutation", changed == 0,
-                                "" if not changed else f"decode wrote into the caller's heatmaps ({changed} values changed)",
-                                int(before.size))]
+            return [
+                CheckResult(
+                    family,
+                    algorithm,
+                    "no-mutation",
+                    changed == 0,
+                    "" if not changed else f"decode wrote into the caller's heatmaps ({changed} values changed)",
+                    int(before.size),
+                )
+            ]
         if family == "threads":
             return [_threads(dec, algorithm, seed, to_input)]
     except Exception as exc:  # noqa: BLE001 - a crash is a failed family
@@ -256,11 +340,20 @@ def _threads(dec, algorithm: str, seed: int, to_input, threads: int = 4, calls: 
     wrong = []
     for i, (r, g) in enumerate(zip(refs, got)):
         same_shape = g.keypoints.shape == r.keypoints.shape
-        if not same_shape or not np.array_equal(g.keypoints, r.keypoints, equal_nan=True) \
-                or not np.array_equal(g.scores, r.scores, equal_nan=True):
+        if (
+            not same_shape
+            or not np.array_equal(g.keypoints, r.keypoints, equal_nan=True)
+            or not np.array_equal(g.scores, r.scores, equal_nan=True)
+        ):
             wrong.append(i)
-    msg = "" if not wrong else (f"{len(wrong)} of {len(inputs)} results wrong when {threads} threads share one decoder "
-                                f"(calls {wrong[:8]}): per-call state kept on the instance?")
+    msg = (
+        ""
+        if not wrong
+        else (
+            f"{len(wrong)} of {len(inputs)} results wrong when {threads} threads share one decoder "
+            f"(calls {wrong[:8]}): per-call state kept on the instance?"
+        )
+    )
     return CheckResult("threads", algorithm, "thread-safety", not wrong, msg, len(inputs))
 
 

@@ -14,16 +14,25 @@ def cache_dir() -> Path:
     return d
 
 
-def resolve_onnx(onnx: str | None, checkpoint: str | None, size: str, decoder: str | None = None,
-                 precision: str = "fp32") -> tuple[Path, str]:
+def resolve_onnx(
+    onnx: str | None, checkpoint: str | None, size: str, decoder: str | None = None, precision: str = "fp32"
+) -> tuple[Path, str]:
     """The ONNX path to use and a description of its weights; exports (once) when none is given."""
     from posefw.export import check_onnx_input, export_onnx, read_metadata
 
     if onnx:
         check_onnx_input(onnx)
         return Path(onnx), read_metadata(onnx).get("posefw.weights", "unknown weights")
-    key = json.dumps({"checkpoint": checkpoint and str(Path(checkpoint).resolve()), "size": size, "decoder": decoder,
-                      "mtime": checkpoint and os.path.getmtime(checkpoint), "precision": precision}, sort_keys=True)
+    key = json.dumps(
+        {
+            "checkpoint": checkpoint and str(Path(checkpoint).resolve()),
+            "size": size,
+            "decoder": decoder,
+            "mtime": checkpoint and os.path.getmtime(checkpoint),
+            "precision": precision,
+        },
+        sort_keys=True,
+    )
     path = cache_dir() / f"vitpose-{size}-{precision}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
     weights = f"checkpoint {checkpoint}" if checkpoint else "random weights"
     if not path.is_file():

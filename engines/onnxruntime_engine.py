@@ -31,8 +31,15 @@ class OnnxRuntimeEngine(Engine):
             return f"{exc.name} is not installed: pip install 'posefw[onnx]'"
         return None
 
-    def __init__(self, onnx: str | None = None, checkpoint: str | None = None, size: str = "b",
-                 providers: list[str] | None = None, max_batch: int = 64, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        onnx: str | None = None,
+        checkpoint: str | None = None,
+        size: str = "b",
+        providers: list[str] | None = None,
+        max_batch: int = 64,
+        precision: str = "fp32",
+    ) -> None:
         import onnxruntime as ort
         from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
 
@@ -56,8 +63,12 @@ class OnnxRuntimeEngine(Engine):
         self.feed_dtype = np.float16 if first.type == "tensor(float16)" else np.float32
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "device": self.provider, "onnx": str(self.path),
-                "input_dtype": np.dtype(self.feed_dtype).name}
+        return {
+            **super().describe(),
+            "device": self.provider,
+            "onnx": str(self.path),
+            "input_dtype": np.dtype(self.feed_dtype).name,
+        }
 
     def infer(self, batch: Any, crops: Crops | None = None) -> Any:
         check_batch(batch, self.max_batch, self.name)

@@ -34,8 +34,16 @@ INPUT = "images"
 SUPPORTED = (10, 11)
 #: Methods called on TensorRT objects (ICudaEngine, IExecutionContext), besides the ``trt.``
 #: names in this module's source; the API-surface test checks both lists against the bindings.
-TRT_METHODS = ("get_tensor_name", "num_io_tensors", "create_execution_context", "get_tensor_dtype",
-               "set_optimization_profile_async", "set_input_shape", "set_tensor_address", "execute_async_v3")
+TRT_METHODS = (
+    "get_tensor_name",
+    "num_io_tensors",
+    "create_execution_context",
+    "get_tensor_dtype",
+    "set_optimization_profile_async",
+    "set_input_shape",
+    "set_tensor_address",
+    "execute_async_v3",
+)
 
 
 def version_problem(version: str) -> str | None:
@@ -45,8 +53,10 @@ def version_problem(version: str) -> str | None:
     except ValueError:
         return f"tensorrt {version!r}: cannot read its version"
     if major not in SUPPORTED:
-        return (f"tensorrt {version} is installed; posefw's engine supports TensorRT "
-                f"{SUPPORTED[0]}.x-{SUPPORTED[-1]}.x (pip install 'posefw[tensorrt]' pins that range)")
+        return (
+            f"tensorrt {version} is installed; posefw's engine supports TensorRT "
+            f"{SUPPORTED[0]}.x-{SUPPORTED[-1]}.x (pip install 'posefw[tensorrt]' pins that range)"
+        )
     return None
 
 
@@ -60,8 +70,10 @@ class TensorRTEngine(Engine):
         try:
             import tensorrt
         except ImportError:
-            return ("tensorrt is not installed: pip install 'posefw[tensorrt]' (NVIDIA's wheels, "
-                    "served from NVIDIA's package index)")
+            return (
+                "tensorrt is not installed: pip install 'posefw[tensorrt]' (NVIDIA's wheels, "
+                "served from NVIDIA's package index)"
+            )
         why = version_problem(getattr(tensorrt, "__version__", "?"))
         if why:
             return why
@@ -77,9 +89,18 @@ class TensorRTEngine(Engine):
             return "no CUDA GPU visible to torch"
         return None
 
-    def __init__(self, onnx: str | None = None, checkpoint: str | None = None, size: str = "b",
-                 precision: str = "fp16", max_batch: int = 64, opt_batches: tuple[int, ...] = (1, 64),
-                 cuda_graph: bool = True, workspace_gib: float = 4.0, rebuild: bool = False) -> None:
+    def __init__(
+        self,
+        onnx: str | None = None,
+        checkpoint: str | None = None,
+        size: str = "b",
+        precision: str = "fp16",
+        max_batch: int = 64,
+        opt_batches: tuple[int, ...] = (1, 64),
+        cuda_graph: bool = True,
+        workspace_gib: float = 4.0,
+        rebuild: bool = False,
+    ) -> None:
         import tensorrt as trt
         import torch
         from polygraphy.backend.trt import (
@@ -103,8 +124,14 @@ class TensorRTEngine(Engine):
         self.opt_batches = tuple(sorted(opt_batches))
         if any(b < 1 or b > max_batch for b in self.opt_batches):
             raise ValueError(f"opt_batches: each must lie in 1..{max_batch}, got {opt_batches}")
-        options = {"typing": "strong", "max_batch": max_batch, "opt": self.opt_batches, "workspace_gib": workspace_gib,
-                   "trt": trt.__version__, "gpu": torch.cuda.get_device_name()}
+        options = {
+            "typing": "strong",
+            "max_batch": max_batch,
+            "opt": self.opt_batches,
+            "workspace_gib": workspace_gib,
+            "trt": trt.__version__,
+            "gpu": torch.cuda.get_device_name(),
+        }
         key = file_digest(self.path)[:16] + "-" + _digest(json.dumps(options, sort_keys=True))
         folder = cache_dir() / "tensorrt"
         folder.mkdir(parents=True, exist_ok=True)
@@ -115,13 +142,19 @@ class TensorRTEngine(Engine):
         if self.engine_path.is_file() and not rebuild:
             loader = EngineFromBytes(self.engine_path.read_bytes())
         else:
-            profiles = [Profile().add(INPUT, min=shape(1), opt=shape(b), max=shape(max_batch)) for b in self.opt_batches]
+            profiles = [
+                Profile().add(INPUT, min=shape(1), opt=shape(b), max=shape(max_batch)) for b in self.opt_batches
+            ]
             network = NetworkFromOnnxPath(str(self.path), strongly_typed=True)
-            config = CreateConfig(profiles=profiles,
-                                  memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_gib * (1 << 30))},
-                                  load_timing_cache=str(self.timing_cache) if self.timing_cache.is_file() else None)
-            loader = SaveEngine(EngineFromNetwork(network, config=config, save_timing_cache=str(self.timing_cache)),
-                                path=str(self.engine_path))
+            config = CreateConfig(
+                profiles=profiles,
+                memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_gib * (1 << 30))},
+                load_timing_cache=str(self.timing_cache) if self.timing_cache.is_file() else None,
+            )
+            loader = SaveEngine(
+                EngineFromNetwork(network, config=config, save_timing_cache=str(self.timing_cache)),
+                path=str(self.engine_path),
+            )
         self.engine = loader()
         self.contexts = [self.engine.create_execution_context() for _ in self.opt_batches]
         self.output = self.engine.get_tensor_name(self.engine.num_io_tensors - 1)
@@ -133,9 +166,14 @@ class TensorRTEngine(Engine):
         self._graphs: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "precision": self.precision, "typing": "strong",
-                "input_dtype": self.input_dtype, "engine_file": str(self.engine_path),
-                "profiles": [f"opt{b}" for b in self.opt_batches]}
+        return {
+            **super().describe(),
+            "precision": self.precision,
+            "typing": "strong",
+            "input_dtype": self.input_dtype,
+            "engine_file": str(self.engine_path),
+            "profiles": [f"opt{b}" for b in self.opt_batches],
+        }
 
     @property
     def input_dtype(self) -> str:
@@ -149,8 +187,10 @@ class TensorRTEngine(Engine):
     def _buffers(self, n: int):
         import torch
 
-        return (torch.empty((n, 3, 256, 192), device="cuda", dtype=self.dtypes[INPUT]),
-                torch.empty((n, 17, 64, 48), device="cuda", dtype=self.dtypes[self.output]))
+        return (
+            torch.empty((n, 3, 256, 192), device="cuda", dtype=self.dtypes[INPUT]),
+            torch.empty((n, 17, 64, 48), device="cuda", dtype=self.dtypes[self.output]),
+        )
 
     def _enqueue(self, ctx, x, y, stream) -> None:
         ctx.set_input_shape(INPUT, tuple(x.shape))

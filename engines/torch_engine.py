@@ -38,11 +38,23 @@ class TorchEngine(Engine):
             return "torch is not installed: pip install torch"
         return None
 
-    def __init__(self, checkpoint: str | None = None, size: str = "b", precision: str = "fp32",
-                 device: str | None = None, compile: bool | str = False, cuda_graph: bool = False,
-                 max_batch: int = 64, seed: int = 0, model: Any = None, channels_last: bool = False,
-                 fuse_gelu: bool | None = None, streams: int | None = None, attention: str | None = None,
-                 fuse_head: bool | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        size: str = "b",
+        precision: str = "fp32",
+        device: str | None = None,
+        compile: bool | str = False,
+        cuda_graph: bool = False,
+        max_batch: int = 64,
+        seed: int = 0,
+        model: Any = None,
+        channels_last: bool = False,
+        fuse_gelu: bool | None = None,
+        streams: int | None = None,
+        attention: str | None = None,
+        fuse_head: bool | None = None,
+    ) -> None:
         import torch
 
         from posefw.models.checkpoints import load_vitpose
@@ -115,7 +127,9 @@ class TorchEngine(Engine):
 
         if not dev.startswith("cuda"):
             why = "needs a CUDA device"
-        elif not (hasattr(self.model, "fuse_head") and hasattr(getattr(self.model, "keypoint_head", None), "fused_tail")):
+        elif not (
+            hasattr(self.model, "fuse_head") and hasattr(getattr(self.model, "keypoint_head", None), "fused_tail")
+        ):
             why = "needs posefw's ViTPose module with the classic head"
         else:
             why = triton_unavailable()
@@ -127,9 +141,17 @@ class TorchEngine(Engine):
         return on
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "device": str(self.torch_device), "precision": self.precision,
-                "compile": self.compiled, "cuda_graph": self.cuda_graph, "fuse_gelu": self.fuse_gelu,
-                "streams": self.streams, "attention": self.attention, "fuse_head": self.fuse_head}
+        return {
+            **super().describe(),
+            "device": str(self.torch_device),
+            "precision": self.precision,
+            "compile": self.compiled,
+            "cuda_graph": self.cuda_graph,
+            "fuse_gelu": self.fuse_gelu,
+            "streams": self.streams,
+            "attention": self.attention,
+            "fuse_head": self.fuse_head,
+        }
 
     def _to_input(self, batch: Any):
         import torch
@@ -162,9 +184,9 @@ class TorchEngine(Engine):
         for s, c in zip(self._side_streams, chunks):
             s.wait_stream(cur)
             with torch.cuda.stream(s):
-                out[start:start + c.shape[0]].copy_(self.forward(c))
+                out[start : start + c.shape[0]].copy_(self.forward(c))
             start += c.shape[0]
-        for s in self._side_streams[:len(chunks)]:
+        for s in self._side_streams[: len(chunks)]:
             cur.wait_stream(s)
         return out
 
@@ -181,8 +203,9 @@ class TorchEngine(Engine):
     def input_dtype(self) -> str:
         return str(self.dtype).removeprefix("torch.")
 
-    def runner(self, batch_size: int, pre: Callable[[], Any] | None = None,
-               post: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+    def runner(
+        self, batch_size: int, pre: Callable[[], Any] | None = None, post: Callable[[Any], Any] | None = None
+    ) -> Callable[..., Any]:
         """A callable ``(batch=None, crops=None) -> post(heatmaps)`` for one batch size; with
         ``cuda_graph`` it is one graph replay holding ``pre`` (the pipeline's crop kernel), the
         model and ``post`` (a full GPU decoder). With ``pre`` the batch argument is unused."""
@@ -195,9 +218,11 @@ class TorchEngine(Engine):
             return post(heatmaps) if post else heatmaps
 
         if not self.cuda_graph:
+
             def eager(batch=None, crops=None):
                 with torch.inference_mode():
                     return step(None if pre is not None else self._to_input(batch))
+
             return eager
         key = (batch_size, pre, post)
         # Graphs capture and replay on the current device's streams: make it the engine's (an
@@ -207,8 +232,13 @@ class TorchEngine(Engine):
         # stream is capturing"; seen on two H200s after an engine on cuda:0 had captured).
         if key not in self._graphs:
             with torch.cuda.device(self.torch_device):
-                static_in = None if pre is not None else torch.zeros(
-                    (batch_size, 3, *self.model.cfg.image_size), device=self.torch_device, dtype=self.dtype)
+                static_in = (
+                    None
+                    if pre is not None
+                    else torch.zeros(
+                        (batch_size, 3, *self.model.cfg.image_size), device=self.torch_device, dtype=self.dtype
+                    )
+                )
                 side = torch.cuda.Stream(self.torch_device)
                 side.wait_stream(torch.cuda.current_stream(self.torch_device))
                 with torch.inference_mode(), torch.cuda.stream(side):
@@ -227,6 +257,7 @@ class TorchEngine(Engine):
                     static_in.copy_(self._to_input(batch))
                 graph.replay()
             return static_out
+
         return replay
 
 

@@ -32,12 +32,19 @@ def device_view(x: Any) -> DeviceView:
     """Pointer, shape, element strides, dtype and device id of a CUDA array, without copying."""
     fw = framework(x)
     if fw == "torch":
-        return DeviceView(x.data_ptr(), tuple(x.shape), tuple(x.stride()), str(x.dtype).removeprefix("torch."),
-                          int(x.device.index), fw)
+        return DeviceView(
+            x.data_ptr(),
+            tuple(x.shape),
+            tuple(x.stride()),
+            str(x.dtype).removeprefix("torch."),
+            int(x.device.index),
+            fw,
+        )
     if fw == "cupy":
         item = x.dtype.itemsize
-        return DeviceView(int(x.data.ptr), tuple(x.shape), tuple(s // item for s in x.strides), str(x.dtype),
-                          int(x.device.id), fw)
+        return DeviceView(
+            int(x.data.ptr), tuple(x.shape), tuple(s // item for s in x.strides), str(x.dtype), int(x.device.id), fw
+        )
     cai = getattr(x, "__cuda_array_interface__", None)
     if cai is None:
         raise TypeError(f"heatmaps: expected a CUDA array (torch, CuPy, numba) or NumPy, got {type(x).__name__}")
@@ -84,8 +91,10 @@ def stream_pointer(stream: Any, view: DeviceView | None) -> int:
     if stream is not None:
         sdev = stream_device(stream)
         if view is not None and sdev is not None and sdev != view.device:
-            raise ValueError(f"stream: is on cuda:{sdev} but heatmaps are on cuda:{view.device}; "
-                             "pass a stream of the heatmaps' device (or none for its current stream)")
+            raise ValueError(
+                f"stream: is on cuda:{sdev} but heatmaps are on cuda:{view.device}; "
+                "pass a stream of the heatmaps' device (or none for its current stream)"
+            )
         if isinstance(stream, int):
             return stream
         for attr in ("cuda_stream", "ptr"):

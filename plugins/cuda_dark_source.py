@@ -30,6 +30,8 @@ SMALL_GRID_THREADS = 512
 def block_threads(blocks: int, sm_count: int) -> int:
     """Threads per heatmap block: 128 for full grids (occupancy), 512 for grids of <= one block per SM."""
     return SMALL_GRID_THREADS if blocks <= sm_count else THREADS
+
+
 #: Shared memory the classic-DARK full blur may take per block (the default dynamic limit).
 SMEM_BLUR_BYTES = 48 * 1024
 

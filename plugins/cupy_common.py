@@ -78,7 +78,9 @@ class Launch:
             views = device_box_views(centers, scales, self.n, self.view.device)
             for name, v in zip(("centers", "scales"), views):
                 if v.dtype != "float32" or v.strides != (2, 1):
-                    raise TypeError(f"{name}: device boxes must be contiguous float32 (N, 2), got {v.dtype} strides {v.strides}")
+                    raise TypeError(
+                        f"{name}: device boxes must be contiguous float32 (N, 2), got {v.dtype} strides {v.strides}"
+                    )
             return views[0].ptr, views[1].ptr
         import cupy
 
@@ -100,15 +102,32 @@ class Launch:
         sn, sk, sh, sw = self.view.strides
         smem = smem_blur_mode(algorithm, self.h, self.w)
         args = (
-            np.uint64(self.view.ptr), np.int64(sn), np.int64(sk), np.int64(sh), np.int64(sw),
-            np.int32(self.n), np.int32(self.k), np.int32(self.h), np.int32(self.w),
-            np.int32(ALGORITHM_CODES[algorithm]), np.int32(mode),
-            np.uint64(kp), np.uint64(sc), np.uint64(parts),
-            np.uint64(self.boxes[0]), np.uint64(self.boxes[1]), np.int32(smem),
+            np.uint64(self.view.ptr),
+            np.int64(sn),
+            np.int64(sk),
+            np.int64(sh),
+            np.int64(sw),
+            np.int32(self.n),
+            np.int32(self.k),
+            np.int32(self.h),
+            np.int32(self.w),
+            np.int32(ALGORITHM_CODES[algorithm]),
+            np.int32(mode),
+            np.uint64(kp),
+            np.uint64(sc),
+            np.uint64(parts),
+            np.uint64(self.boxes[0]),
+            np.uint64(self.boxes[1]),
+            np.int32(smem),
         )
         with cupy.cuda.Device(self.view.device):
-            fn((self.n * self.k,), (threads,), args, stream=_external_stream(self.stream_ptr, self.view.device),
-               shared_mem=4 * self.h * self.w if smem else 0)
+            fn(
+                (self.n * self.k,),
+                (threads,),
+                args,
+                stream=_external_stream(self.stream_ptr, self.view.device),
+                shared_mem=4 * self.h * self.w if smem else 0,
+            )
 
 
 def pointer(x: Any) -> int:

@@ -26,8 +26,15 @@ class CupyFullDecoder(Decoder):
     def available(cls) -> str | None:
         return cupy_unavailable()
 
-    def decode(self, heatmaps: Any, centers: Any = None, scales: Any = None, *, stream: Any = None,
-               out: tuple[Any, Any] | None = None) -> DecodeResult:
+    def decode(
+        self,
+        heatmaps: Any,
+        centers: Any = None,
+        scales: Any = None,
+        *,
+        stream: Any = None,
+        out: tuple[Any, Any] | None = None,
+    ) -> DecodeResult:
         call = Launch(heatmaps, centers, scales, stream)
         shape = (call.n, call.k)
         if out is not None:

@@ -40,7 +40,9 @@ class CupyPartialDecoder(Decoder):
         views = device_box_views(centers, scales, n, dev) if device_boxes else ()
         boxes = None if device_boxes else check_boxes(centers, scales, n)
         if n == 0:
-            return to_result(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), boxes, (call.w, call.h), self.udp)
+            return to_result(
+                np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), boxes, (call.w, call.h), self.udp
+            )
         parts = _buffer(("parts", dev, n * k), (n * k, PARTIAL_WIDTH), dev)
         call.run(self.algorithm, self.kernel, 1, 0, 0, pointer(parts))
         # Everything the host needs crosses in one batch of raw async copies and one stream sync.

@@ -66,8 +66,9 @@ class NumbaFullDecoder(Decoder):
         with _on_device(dev):
             return self._decode(heatmaps, centers, scales, stream, fw if on_gpu else "numba", dev, (n, k, h, w))
 
-    def _decode(self, heatmaps: Any, centers: Any, scales: Any, stream: Any, fw: str, dev: int,
-                shape: tuple[int, int, int, int]) -> DecodeResult:
+    def _decode(
+        self, heatmaps: Any, centers: Any, scales: Any, stream: Any, fw: str, dev: int, shape: tuple[int, int, int, int]
+    ) -> DecodeResult:
         from numba import cuda
 
         n, k, h, w = shape
@@ -110,7 +111,9 @@ class NumbaFullDecoder(Decoder):
                 ptr = stream_pointer(stream, view) if fw != "numba" or stream is not None else 0
                 launch_stream = cuda.external_stream(ptr) if ptr else 0
             smem = smem_blur_mode(self.algorithm, h, w)
-            kern[n * k, threads, launch_stream, 4 * h * w if smem else 0](dev_hm, k, h, w, kp, sc, dc, ds, has_boxes, smem)
+            kern[n * k, threads, launch_stream, 4 * h * w if smem else 0](
+                dev_hm, k, h, w, kp, sc, dc, ds, has_boxes, smem
+            )
         return DecodeResult(kp_out, sc_out)
 
 

@@ -33,8 +33,13 @@ UDP, DARK, ARGMAX = ALGORITHM_CODES["dark-udp"], ALGORITHM_CODES["dark"], ALGORI
 
 
 @functools.lru_cache(maxsize=32)
-def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None = None,  # noqa: C901 - one kernel, kept in one place
-                 flat: bool = False):
+def build_kernel(
+    ksize: int,
+    threads: int,
+    algo: int,
+    max_registers: int | None = None,  # noqa: C901 - one kernel, kept in one place
+    flat: bool = False,
+):
     """The decode kernel. ``flat``: heatmaps arrive as a C-contiguous (N*K, H*W) view, so a
     sample is one linear index (no per-load row/column bookkeeping, as in cupy-full's flat path);
     otherwise as the (N, K, H, W) array with any strides."""
@@ -99,10 +104,16 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
     def fold8(i0, v0, v1, v2, v3, v4, v5, v6, v7, hw, bv, bi, bad):
         """Samples i0, i0 + threads, ..., i0 + 7 * threads folded into the running first maximum
         and non-finite flag, in index order."""
-        bad |= nonfinite(v0, i0, hw) | nonfinite(v1, i0 + threads, hw) | nonfinite(v2, i0 + 2 * threads, hw) \
-            | nonfinite(v3, i0 + 3 * threads, hw) | nonfinite(v4, i0 + 4 * threads, hw) \
-            | nonfinite(v5, i0 + 5 * threads, hw) | nonfinite(v6, i0 + 6 * threads, hw) \
+        bad |= (
+            nonfinite(v0, i0, hw)
+            | nonfinite(v1, i0 + threads, hw)
+            | nonfinite(v2, i0 + 2 * threads, hw)
+            | nonfinite(v3, i0 + 3 * threads, hw)
+            | nonfinite(v4, i0 + 4 * threads, hw)
+            | nonfinite(v5, i0 + 5 * threads, hw)
+            | nonfinite(v6, i0 + 6 * threads, hw)
             | nonfinite(v7, i0 + 7 * threads, hw)
+        )
         bv, bi = better(v0, i0, bv, bi)
         bv, bi = better(v1, i0 + threads, bv, bi)
         bv, bi = better(v2, i0 + 2 * threads, bv, bi)
@@ -285,10 +296,18 @@ def build_kernel(ksize: int, threads: int, algo: int, max_registers: int | None 
         c = tid - r * w
         if flat:
             for i0 in range(tid, hw, 8 * threads):
-                v0, v1, v2, v3 = flat_at(m, i0, hw), flat_at(m, i0 + threads, hw), \
-                    flat_at(m, i0 + 2 * threads, hw), flat_at(m, i0 + 3 * threads, hw)
-                v4, v5, v6, v7 = flat_at(m, i0 + 4 * threads, hw), flat_at(m, i0 + 5 * threads, hw), \
-                    flat_at(m, i0 + 6 * threads, hw), flat_at(m, i0 + 7 * threads, hw)
+                v0, v1, v2, v3 = (
+                    flat_at(m, i0, hw),
+                    flat_at(m, i0 + threads, hw),
+                    flat_at(m, i0 + 2 * threads, hw),
+                    flat_at(m, i0 + 3 * threads, hw),
+                )
+                v4, v5, v6, v7 = (
+                    flat_at(m, i0 + 4 * threads, hw),
+                    flat_at(m, i0 + 5 * threads, hw),
+                    flat_at(m, i0 + 6 * threads, hw),
+                    flat_at(m, i0 + 7 * threads, hw),
+                )
                 bv, bi, bad = fold8(i0, v0, v1, v2, v3, v4, v5, v6, v7, hw, bv, bi, bad)
         for i0 in range(tid, 0 if flat else hw, 8 * threads):
             v0, r, c = load_next(m, r, c, i0, hw, dr, dc, w)

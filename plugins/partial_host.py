@@ -94,8 +94,9 @@ def compiled_finisher():
     return njit(cache=True, nogil=True, error_model="numpy")(finish_loop)
 
 
-def finish_compiled(run, parts: np.ndarray, algorithm: str, boxes, heatmap_size: tuple[int, int], udp: bool,
-                    n: int, k: int):
+def finish_compiled(
+    run, parts: np.ndarray, algorithm: str, boxes, heatmap_size: tuple[int, int], udp: bool, n: int, k: int
+):
     """The same result as ``finish_numpy`` from ``run`` (``compiled_finisher()``, or ``finish_loop`` itself)."""
     from posefw.decoder import DecodeResult
 

@@ -37,8 +37,9 @@ class DarkDecode(nn.Module):
         self.register_buffer("band3", self._make_band(2 * r + 3, 3), persistent=False)
         self.register_buffer("band5", self._make_band(2 * r + 5, 5), persistent=False)
 
-    def forward(self, heatmaps: torch.Tensor, centers: torch.Tensor | None = None,
-                scales: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, heatmaps: torch.Tensor, centers: torch.Tensor | None = None, scales: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n, k, h, w = heatmaps.shape
         flat = heatmaps.float().reshape(n * k, h * w)
         idx = torch.argmax(flat, dim=1)
@@ -156,8 +157,10 @@ class DarkDecode(nn.Module):
         ddx = at(ys, xs + 1) - at(ys, xs - 1)
         ddy = at(ys + 1, xs) - at(ys - 1, xs)
         zero = torch.zeros_like(xf)
-        return (xf + torch.where(inner, torch.sign(ddx) * 0.25, zero),
-                yf + torch.where(inner, torch.sign(ddy) * 0.25, zero))
+        return (
+            xf + torch.where(inner, torch.sign(ddx) * 0.25, zero),
+            yf + torch.where(inner, torch.sign(ddy) * 0.25, zero),
+        )
 
     def _to_image(self, coords, centers, scales, h, w):
         # Python scalars only: a host tensor here would be a copy, which graph capture forbids.

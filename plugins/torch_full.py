@@ -42,8 +42,10 @@ class TorchFullDecoder(Decoder):
         self.module = DarkDecode(self.algorithm, self.kernel, getattr(torch, solve))
         self.default_device = str(self.opts.get("device", "cpu"))
         if self.default_device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device: {self.default_device!r} requested but torch sees no CUDA GPU "
-                             "(a CPU build of torch, or no driver); use device='cpu'")
+            raise ValueError(
+                f"device: {self.default_device!r} requested but torch sees no CUDA GPU "
+                "(a CPU build of torch, or no driver); use device='cpu'"
+            )
 
     def decode(self, heatmaps: Any, centers: Any = None, scales: Any = None) -> DecodeResult:
         import torch

@@ -27,12 +27,19 @@ def add_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--algorithm", default=None, choices=("dark-udp", "dark", "argmax"))
     p.add_argument("--checkpoint", default=None)
-    p.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="engine option, repeatable (e.g. streams=1); values are JSON, else strings")
+    p.add_argument(
+        "--engine-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="engine option, repeatable (e.g. streams=1); values are JSON, else strings",
+    )
     p.add_argument("--json", default="posefw-bench.json", help="results file")
     p.add_argument("--plot", default="posefw-bench.png", help="plot file")
     p.add_argument("--no-decoders", action="store_true", help="skip the decoder-only table")
-    p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end rows (frames and boxes in, keypoints out)")
+    p.add_argument(
+        "--no-e2e", action="store_true", help="skip the end-to-end rows (frames and boxes in, keypoints out)"
+    )
     p.add_argument("--e2e-boxes", type=int, default=None, help="boxes per call of the end-to-end rows (GPU default 64)")
     p.set_defaults(func=main)
 
@@ -42,8 +49,13 @@ def _environment(cuda: bool) -> dict[str, Any]:
 
     import posefw
 
-    env: dict[str, Any] = {"python": platform.python_version(), "numpy": np.__version__, "posefw": posefw.__version__,
-                           "machine": platform.machine(), "cpu": platform.processor() or platform.machine()}
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "posefw": posefw.__version__,
+        "machine": platform.machine(),
+        "cpu": platform.processor() or platform.machine(),
+    }
     try:
         import torch
 
@@ -55,8 +67,12 @@ def _environment(cuda: bool) -> dict[str, Any]:
             try:
                 import subprocess
 
-                env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                               capture_output=True, text=True, timeout=10).stdout.strip()
+                env["driver"] = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout.strip()
             except (OSError, subprocess.SubprocessError):
                 env["driver"] = "unknown"
     except ImportError:
@@ -84,8 +100,9 @@ def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any
     if args.engine:
         cfg = cfg.with_overrides("engine", name=args.engine)
     default_full = "cupy-full" if cuda else "torch-full"
-    cfg = cfg.with_overrides("decoder", name=args.decoder or (cfg.decoder.name if explicit else default_full),
-                             algorithm=args.algorithm)
+    cfg = cfg.with_overrides(
+        "decoder", name=args.decoder or (cfg.decoder.name if explicit else default_full), algorithm=args.algorithm
+    )
     if cfg.bench.iterations < 1 or cfg.bench.warmup < 0:
         raise ValueError(f"iterations: must be >= 1 (warmup >= 0), got {cfg.bench.iterations} / {cfg.bench.warmup}")
     if any(b < 1 for b in cfg.bench.batches):
@@ -94,7 +111,9 @@ def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any
     if cfg.engine.name == "torch":
         eopts.setdefault("precision", "fp16" if cuda else "fp32")
         eopts.setdefault("cuda_graph", cuda)
-        eopts.setdefault("compile", cuda)  # +45% on the H100 (docs/results/benchmarks-history.md); compiles once per batch size
+        eopts.setdefault(
+            "compile", cuda
+        )  # +45% on the H100 (docs/results/benchmarks-history.md); compiles once per batch size
         eopts.setdefault("device", "cuda" if cuda else "cpu")
     if args.checkpoint:
         eopts["checkpoint"] = args.checkpoint
@@ -119,9 +138,11 @@ def main(args: argparse.Namespace) -> int:
         if path:
             check_target(path, option, image=option == "--plot")
     if not cuda:
-        console.print(f"[yellow]No GPU: {why}.[/yellow] Running the CPU-capable parts "
-                      f"(engine {cfg.engine.name} {eopts.get('precision', '')} on the CPU, CPU decoders) with batches "
-                      f"{cfg.bench.batches}, {cfg.bench.iterations} iterations, warm-up {cfg.bench.warmup}.")
+        console.print(
+            f"[yellow]No GPU: {why}.[/yellow] Running the CPU-capable parts "
+            f"(engine {cfg.engine.name} {eopts.get('precision', '')} on the CPU, CPU decoders) with batches "
+            f"{cfg.bench.batches}, {cfg.bench.iterations} iterations, warm-up {cfg.bench.warmup}."
+        )
     reg = posefw.get_registry()
     full_name = cfg.decoder.name
     reg.get("decoder", full_name)  # unknown or unavailable: a clear error with the list
@@ -164,8 +185,9 @@ def main(args: argparse.Namespace) -> int:
                     progress.advance(task)
                 if group:
                     progress.update(task, description=f"{', '.join(group)} b={b}, interleaved")
-                    timed = pl.measure_group({k: fn for k, (fn, _) in group.items()}, b, cfg.bench.iterations,
-                                             cfg.bench.warmup, cuda)
+                    timed = pl.measure_group(
+                        {k: fn for k, (fn, _) in group.items()}, b, cfg.bench.iterations, cfg.bench.warmup, cuda
+                    )
                     for label, (_, row) in group.items():
                         res = timed[label]
                         if isinstance(res, Exception):
@@ -175,12 +197,27 @@ def main(args: argparse.Namespace) -> int:
     _ratios(rows)
     e2e = None if args.no_e2e else _end_to_end(args, engine, cfg, cuda, console)
     decoders = [] if args.no_decoders else _decoders(cfg, cuda, console, algorithm)
-    result = {"environment": _environment(cuda), "engine": engine.describe(), "weights": engine.weights,
-              "model": "ViTPose-B 256x192", "configuration": {"engine": cfg.engine.name, "engine_options": eopts,
-                                                               "decoder": full_name, "algorithm": algorithm,
-                                                               "batches": cfg.bench.batches, "iterations": cfg.bench.iterations,
-                                                               "warmup": cfg.bench.warmup, "config_file": cfg.source},
-              "gpu": cuda, "pipelines": rows, "end_to_end": e2e, "decoders": decoders, "seconds": round(time.time() - t0, 1)}
+    result = {
+        "environment": _environment(cuda),
+        "engine": engine.describe(),
+        "weights": engine.weights,
+        "model": "ViTPose-B 256x192",
+        "configuration": {
+            "engine": cfg.engine.name,
+            "engine_options": eopts,
+            "decoder": full_name,
+            "algorithm": algorithm,
+            "batches": cfg.bench.batches,
+            "iterations": cfg.bench.iterations,
+            "warmup": cfg.bench.warmup,
+            "config_file": cfg.source,
+        },
+        "gpu": cuda,
+        "pipelines": rows,
+        "end_to_end": e2e,
+        "decoders": decoders,
+        "seconds": round(time.time() - t0, 1),
+    }
     _print(console, result)
     if args.json:
         write_json(args.json, result, "--json")
@@ -234,8 +271,9 @@ def _end_to_end(args: argparse.Namespace, engine: Any, cfg: Config, cuda: bool, 
             if cuda:
                 return end_to_end.rows(engine, decoder, cuda, boxes=boxes)
             # The CPU engine takes ~0.5 s a crop: a few calls show the path works, not its speed.
-            return end_to_end.rows(engine, decoder, cuda, boxes=boxes, calls=2, warmup=1, rounds=2, latency_iters=3,
-                                   latency_warmup=1)
+            return end_to_end.rows(
+                engine, decoder, cuda, boxes=boxes, calls=2, warmup=1, rounds=2, latency_iters=3, latency_warmup=1
+            )
         except Exception as exc:  # noqa: BLE001 - reported; the rest of the bench stands
             return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -256,12 +294,17 @@ def _decoders(cfg: Config, cuda: bool, console, algorithm: str) -> list[dict[str
             continue
         opts = {"device": "cuda"} if ("device" in info.cls.options and cuda) else {}
         to_input = db.input_converter(info, cuda)
-        res = numeric.run(lambda info=info, opts=opts, **kw: posefw.create_decoder(info.name, **kw, **opts),
-                          (algorithm,), to_input=to_input)
+        res = numeric.run(
+            lambda info=info, opts=opts, **kw: posefw.create_decoder(info.name, **kw, **opts),
+            (algorithm,),
+            to_input=to_input,
+        )
         row["conformance"] = "pass" if all(r.passed for r in res) else "FAIL"
-        row["timings"] = [db.bench_one(info.name, algorithm, b, dt, iters, 10, cuda)
-                          for b in batches for dt in ("float32", "float16")]
+        row["timings"] = [
+            db.bench_one(info.name, algorithm, b, dt, iters, 10, cuda) for b in batches for dt in ("float32", "float16")
+        ]
         out.append(row)
+
     # rank conforming decoders by time per call at the largest fp32 batch
     def key(r):
         t = [x for x in r.get("timings", []) if x["batch"] == batches[-1] and x["dtype"] == "float32"]
@@ -269,6 +312,7 @@ def _decoders(cfg: Config, cuda: bool, console, algorithm: str) -> list[dict[str
             return float("inf")
         m = t[0].get("graph_ms") or t[0].get("device_ms") or t[0].get("end_to_end_ms") or t[0].get("host_ms") or {}
         return m.get("median_ms", float("inf"))
+
     ranked = sorted((r for r in out if r.get("conformance") == "pass"), key=key)
     for i, r in enumerate(ranked, 1):
         r["rank"] = i
@@ -281,20 +325,44 @@ def _print(console, result: dict[str, Any]) -> None:
     from rich.table import Table
 
     env = result["environment"]
-    title = (f"posefw bench - {env.get('device', 'CPU ' + env['cpu'])} - {result['model']} ({result['weights']}) - "
-             f"engine {result['engine'].get('engine')} {result['engine'].get('precision', '')}")
+    title = (
+        f"posefw bench - {env.get('device', 'CPU ' + env['cpu'])} - {result['model']} ({result['weights']}) - "
+        f"engine {result['engine'].get('engine')} {result['engine'].get('precision', '')}"
+    )
     t = Table(title=title)
-    for col in ("pipeline", "batch", "mean ms", "std", "p50 ms", "p99 ms", "img/s", "vs engine", "vs cpu-post",
-                "device ms", "vs engine (device)"):
+    for col in (
+        "pipeline",
+        "batch",
+        "mean ms",
+        "std",
+        "p50 ms",
+        "p99 ms",
+        "img/s",
+        "vs engine",
+        "vs cpu-post",
+        "device ms",
+        "vs engine (device)",
+    ):
         t.add_column(col, justify="right" if col != "pipeline" else "left", no_wrap=True)
     for r in result["pipelines"]:
         if "error" in r:
-            t.add_row(r["pipeline"], str(r["batch"]), f"[red]{escape(r['error'][:80])}[/red]", "", "", "", "", "", "", "", "")
+            t.add_row(
+                r["pipeline"], str(r["batch"]), f"[red]{escape(r['error'][:80])}[/red]", "", "", "", "", "", "", "", ""
+            )
             continue
-        t.add_row(r["pipeline"], str(r["batch"]), f"{r['mean_ms']:.3f}", f"{r['std_ms']:.3f}", f"{r['p50_ms']:.3f}",
-                  f"{r['p99_ms']:.3f}", f"{r['qps']:.0f}", _pct(r.get("vs_engine"), "vs_engine" in r.get("within_noise", ())),
-                  _pct(r.get("vs_cpu_post"), "vs_cpu_post" in r.get("within_noise", ())),
-                  f"{r['device_median_ms']:.3f}" if "device_median_ms" in r else "", _pct(r.get("vs_engine_device")))
+        t.add_row(
+            r["pipeline"],
+            str(r["batch"]),
+            f"{r['mean_ms']:.3f}",
+            f"{r['std_ms']:.3f}",
+            f"{r['p50_ms']:.3f}",
+            f"{r['p99_ms']:.3f}",
+            f"{r['qps']:.0f}",
+            _pct(r.get("vs_engine"), "vs_engine" in r.get("within_noise", ())),
+            _pct(r.get("vs_cpu_post"), "vs_cpu_post" in r.get("within_noise", ())),
+            f"{r['device_median_ms']:.3f}" if "device_median_ms" in r else "",
+            _pct(r.get("vs_engine_device")),
+        )
     console.print(t)
     if any(r.get("within_noise") for r in result["pipelines"]):
         console.print("~ : within noise (the two means differ by less than twice their combined standard error)")
@@ -316,11 +384,24 @@ def _print(console, result: dict[str, Any]) -> None:
         console.print(e)
     if result["decoders"]:
         d = Table(title="decoders alone (median per call; device time from CUDA events / graph replay on GPU)")
-        for col in ("rank", "decoder", "device", "conformance", "b64 fp32 ms" if result["gpu"] else "b8 fp32 ms", "status"):
+        for col in (
+            "rank",
+            "decoder",
+            "device",
+            "conformance",
+            "b64 fp32 ms" if result["gpu"] else "b8 fp32 ms",
+            "status",
+        ):
             d.add_column(col)
         for r in sorted(result["decoders"], key=lambda r: r.get("rank", 1e9)):
-            d.add_row(str(r.get("rank", "-")), r["decoder"], r["device"], r.get("conformance", "-"),
-                      f"{r['rank_ms']:.4f}" if "rank_ms" in r else "-", escape(r.get("status", "")))
+            d.add_row(
+                str(r.get("rank", "-")),
+                r["decoder"],
+                r["device"],
+                r.get("conformance", "-"),
+                f"{r['rank_ms']:.4f}" if "rank_ms" in r else "-",
+                escape(r.get("status", "")),
+            )
         console.print(d)
 
 
@@ -360,8 +441,9 @@ def _plot(result: dict[str, Any], path: str) -> None:
         # value written at each bar so the fast ones stay readable.
         names, us = [r["decoder"] for r in ranked][::-1], [r["rank_ms"] * 1e3 for r in ranked][::-1]
         bars = axes[1].barh(names, us)
-        axes[1].bar_label(bars, labels=[f"{v:.1f} µs" if v < 1000 else f"{v / 1e3:.2f} ms" for v in us], fontsize=8,
-                          padding=3)
+        axes[1].bar_label(
+            bars, labels=[f"{v:.1f} µs" if v < 1000 else f"{v / 1e3:.2f} ms" for v in us], fontsize=8, padding=3
+        )
         axes[1].set_xlim(0, max(us) * 1.25)
         axes[1].set_xlabel("µs per call (largest batch, fp32)")
         axes[1].set_title("decoders (conformance passed)", fontsize=10)

@@ -136,7 +136,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
         "scores": json_array(result.scores),
     }
     write_json(args.out, out, "--out", indent=None)
-    _console().print(f"decoded {len(result)} crops x {result.scores.shape[1]} keypoints with {cfg.name} ({cfg.algorithm}) -> {args.out}")
+    what = f"{len(result)} crops x {result.scores.shape[1]} keypoints"
+    _console().print(f"decoded {what} with {cfg.name} ({cfg.algorithm}) -> {args.out}")
     return 0
 
 
@@ -187,9 +188,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: Which optional extra brings a module a command imported.
-EXTRAS = {"cv2": "eval", "pycocotools": "eval", "onnx": "onnx", "onnxruntime": "onnx", "polygraphy": "onnx",
-          "tensorrt": "tensorrt", "cupy": "gpu", "numba": "gpu", "numba_cuda": "gpu", "torch": "torch",
-          "safetensors": "test", "triton": "torch"}
+EXTRAS = {
+    "cv2": "eval",
+    "pycocotools": "eval",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "polygraphy": "onnx",
+    "tensorrt": "tensorrt",
+    "cupy": "gpu",
+    "numba": "gpu",
+    "numba_cuda": "gpu",
+    "torch": "torch",
+    "safetensors": "test",
+    "triton": "torch",
+}
 
 
 def missing_extra(exc: ImportError) -> str:

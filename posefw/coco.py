@@ -27,8 +27,27 @@ from posefw.transforms import (
 
 #: COCO left/right keypoint pairs (for flip test) and the skeleton (for drawing), 0-based.
 FLIP_PAIRS = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
-SKELETON = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-            (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)]
+SKELETON = [
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+]
 
 
 @dataclass
@@ -51,8 +70,10 @@ def load_persons(ann_file: str | Path) -> Persons:
     except json.JSONDecodeError as exc:
         raise ValueError(f"annotations: {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
-        raise ValueError(f"annotations: {path} is not a COCO keypoints file (expected an object with "
-                         f"'images' and 'annotations' lists, got a {type(data).__name__})")
+        raise ValueError(
+            f"annotations: {path} is not a COCO keypoints file (expected an object with "
+            f"'images' and 'annotations' lists, got a {type(data).__name__})"
+        )
     anns = [a for a in data.get("annotations", []) if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0]
     if not anns:
         raise ValueError(f"annotations: {path} has no non-crowd person with keypoints")
@@ -65,8 +86,14 @@ def load_persons(ann_file: str | Path) -> Persons:
     )
 
 
-def keypoints_to_heatmap(points: np.ndarray, centers: np.ndarray, scales: np.ndarray, udp: bool,
-                         heatmap_size=HEATMAP_SIZE, input_size=INPUT_SIZE) -> np.ndarray:
+def keypoints_to_heatmap(
+    points: np.ndarray,
+    centers: np.ndarray,
+    scales: np.ndarray,
+    udp: bool,
+    heatmap_size=HEATMAP_SIZE,
+    input_size=INPUT_SIZE,
+) -> np.ndarray:
     """(N, K, 2) image pixels -> heatmap pixels of each crop (the inverse of the decode transform)."""
     out = np.empty(points.shape, np.float64)
     factor = input_to_heatmap_factor(input_size, heatmap_size, udp)
@@ -76,8 +103,13 @@ def keypoints_to_heatmap(points: np.ndarray, centers: np.ndarray, scales: np.nda
     return out
 
 
-def render(hm_points: np.ndarray, visible: np.ndarray, sigma: float | np.ndarray = 2.0, amplitude=1.0,
-           heatmap_size=HEATMAP_SIZE) -> np.ndarray:
+def render(
+    hm_points: np.ndarray,
+    visible: np.ndarray,
+    sigma: float | np.ndarray = 2.0,
+    amplitude=1.0,
+    heatmap_size=HEATMAP_SIZE,
+) -> np.ndarray:
     """Gaussian heatmaps (N, K, H, W) at sub-pixel heatmap positions; invisible joints stay zero."""
     w, h = heatmap_size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -102,8 +134,9 @@ def degraded_heatmaps(persons: Persons, udp: bool, seed: int = 0) -> tuple[np.nd
     return maps, centers, scales
 
 
-def results(image_ids: Any, keypoints: np.ndarray, scores: np.ndarray, box_scores=None,
-            threshold: float = 0.2) -> list[dict[str, Any]]:
+def results(
+    image_ids: Any, keypoints: np.ndarray, scores: np.ndarray, box_scores=None, threshold: float = 0.2
+) -> list[dict[str, Any]]:
     """COCO result entries, one per row; instance score = mean of keypoint scores above
     threshold (mmpose's rescoring) times the box's score. ``image_ids`` may be a :class:`Persons`."""
     image_ids = np.asarray(getattr(image_ids, "image_ids", image_ids))
@@ -115,8 +148,14 @@ def results(image_ids: Any, keypoints: np.ndarray, scores: np.ndarray, box_score
         good = s > threshold
         inst = float(s[good].mean()) if good.any() else 0.0
         flat = np.concatenate([kp, s[:, None]], axis=1).reshape(-1)
-        out.append({"image_id": int(image_ids[i]), "category_id": 1,
-                    "keypoints": [float(v) for v in flat], "score": inst * float(box_scores[i])})
+        out.append(
+            {
+                "image_id": int(image_ids[i]),
+                "category_id": 1,
+                "keypoints": [float(v) for v in flat],
+                "score": inst * float(box_scores[i]),
+            }
+        )
     return out
 
 

@@ -12,33 +12,55 @@ from posefw.decoder import ALGORITHMS
 
 
 def add_parser(sub) -> None:
-    ex = sub.add_parser("export", help="export ViTPose to ONNX (dynamic batch), validated with Polygraphy + ONNX Runtime")
-    ex.add_argument("--checkpoint", default=None, help="official .pth or HuggingFace .safetensors (default: random weights)")
+    ex = sub.add_parser(
+        "export", help="export ViTPose to ONNX (dynamic batch), validated with Polygraphy + ONNX Runtime"
+    )
+    ex.add_argument(
+        "--checkpoint", default=None, help="official .pth or HuggingFace .safetensors (default: random weights)"
+    )
     ex.add_argument("--size", default="b", choices=("s", "b", "l", "h"))
     ex.add_argument("--out", required=True)
     ex.add_argument("--opset", type=int, default=18)
     ex.add_argument("--max-batch", type=int, default=64)
-    ex.add_argument("--precision", default="fp32", choices=("fp32", "fp16"),
-                    help="fp16: fp16 weights and activations, LayerNorm in fp32 through Casts, fp32 outputs "
-                         "(what TensorRT 10/11 build strongly typed)")
-    ex.add_argument("--with-decoder", default=None, choices=ALGORITHMS, metavar="ALGORITHM",
-                    help="append DARK decoding so the model outputs keypoints and scores (inputs images, centers, scales)")
+    ex.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16"),
+        help="fp16: fp16 weights and activations, LayerNorm in fp32 through Casts, fp32 outputs "
+        "(what TensorRT 10/11 build strongly typed)",
+    )
+    ex.add_argument(
+        "--with-decoder",
+        default=None,
+        choices=ALGORITHMS,
+        metavar="ALGORITHM",
+        help="append DARK decoding so the model outputs keypoints and scores (inputs images, centers, scales)",
+    )
     ex.add_argument("--no-validate", action="store_true")
     ex.set_defaults(func=cmd_export)
 
-    for name, helptext in (("predict", "draw keypoints for boxes on one image"), ("eval", "COCO keypoint AP with pycocotools")):
+    for name, helptext in (
+        ("predict", "draw keypoints for boxes on one image"),
+        ("eval", "COCO keypoint AP with pycocotools"),
+    ):
         p = sub.add_parser(name, help=helptext)
         if name == "predict":
             p.add_argument("image")
             p.add_argument("--boxes", required=True, help="JSON: list of [x, y, w, h], or COCO detections with 'bbox'")
             p.add_argument("--out", required=True, help="PNG to write")
             p.add_argument("--json", default=None, help="also write keypoints here")
-            p.add_argument("--min-score", type=float, default=0.0,
-                           help="draw only boxes whose detection score is at least this (COCO detections)")
+            p.add_argument(
+                "--min-score",
+                type=float,
+                default=0.0,
+                help="draw only boxes whose detection score is at least this (COCO detections)",
+            )
         else:
             p.add_argument("--annotations", required=True)
             p.add_argument("--images", required=True, help="folder of the annotation's images")
-            p.add_argument("--detections", default=None, help="COCO detection results JSON (default: ground-truth boxes)")
+            p.add_argument(
+                "--detections", default=None, help="COCO detection results JSON (default: ground-truth boxes)"
+            )
             p.add_argument("--det-threshold", type=float, default=0.0)
             p.add_argument("--json", default=None, help="write the scores and settings here")
         p.add_argument("--engine", default="torch")
@@ -47,8 +69,12 @@ def add_parser(sub) -> None:
         p.add_argument("--algorithm", default="dark-udp", choices=ALGORITHMS)
         p.add_argument("--flip-test", action="store_true")
         p.add_argument("--device", default=None, help="engine device for torch (cpu, cuda)")
-        p.add_argument("--preprocess", default="auto", choices=("auto", "gpu", "cpu"),
-                       help="where images are decoded and cropped (auto: the engine's device)")
+        p.add_argument(
+            "--preprocess",
+            default="auto",
+            choices=("auto", "gpu", "cpu"),
+            help="where images are decoded and cropped (auto: the engine's device)",
+        )
         p.set_defaults(func=cmd_predict if name == "predict" else cmd_eval)
 
 
@@ -64,26 +90,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = load_vitpose(args.checkpoint) if args.checkpoint else random_vitpose(args.size)
     weights = f"checkpoint {args.checkpoint}" if args.checkpoint else "random weights"
     with atomic_path(args.out, "--out") as tmp:  # a failed export leaves no half-written model
-        export_onnx(model, tmp, opset=args.opset, max_batch=args.max_batch, decoder=args.with_decoder, weights=weights,
-                    precision=args.precision)
+        export_onnx(
+            model,
+            tmp,
+            opset=args.opset,
+            max_batch=args.max_batch,
+            decoder=args.with_decoder,
+            weights=weights,
+            precision=args.precision,
+        )
     out = Path(args.out)
-    console.print(f"exported {weights} to {out} ({args.precision}, opset {args.opset}, batch 1..{args.max_batch}"
-                  f"{', with ' + args.with_decoder + ' decoder' if args.with_decoder else ''})")
+    console.print(
+        f"exported {weights} to {out} ({args.precision}, opset {args.opset}, batch 1..{args.max_batch}"
+        f"{', with ' + args.with_decoder + ' decoder' if args.with_decoder else ''})"
+    )
     if args.precision == "fp16":
         rep = precision_report(out)
         bad = rep["layernorms_not_fp32"]
-        console.print(f"types: inputs {rep['inputs']}, outputs {rep['outputs']}; {len(rep['layernorms'])} "
-                      f"LayerNormalization nodes, {len(bad)} not in fp32")
+        console.print(
+            f"types: inputs {rep['inputs']}, outputs {rep['outputs']}; {len(rep['layernorms'])} "
+            f"LayerNormalization nodes, {len(bad)} not in fp32"
+        )
         if bad:
             console.print(f"[red]LayerNorms not in fp32: {bad[:5]}[/red]")
             return 1
     if not args.no_validate:
         rep = validate(model, out, decoder=args.with_decoder)
         verdict = "[green]matches[/green]" if rep["passed"] else "[red]DIFFERS FROM[/red]"
-        kp = (f"; keypoints within 0.5 heatmap px: {100 * rep['keypoints_within_half_px']:.1f}%"
-              if "keypoints_within_half_px" in rep else "")
-        console.print(f"Polygraphy: ONNX Runtime (CPU) {verdict} PyTorch fp32 (atol {rep['atol']}); "
-                      f"max abs error {rep['max_abs_error']}{kp}")
+        kp = (
+            f"; keypoints within 0.5 heatmap px: {100 * rep['keypoints_within_half_px']:.1f}%"
+            if "keypoints_within_half_px" in rep
+            else ""
+        )
+        console.print(
+            f"Polygraphy: ONNX Runtime (CPU) {verdict} PyTorch fp32 (atol {rep['atol']}); "
+            f"max abs error {rep['max_abs_error']}{kp}"
+        )
         if not rep["passed"]:
             return 1
     return 0
@@ -121,8 +163,9 @@ def _read_boxes(path: str, image: str | None = None, min_score: float = 0.0) -> 
 
     data = load_json(path, "--boxes")
     if not isinstance(data, list):
-        raise ValueError(f"--boxes: expected a JSON list of [x, y, w, h] or of COCO detections, got a "
-                         f"{type(data).__name__}")
+        raise ValueError(
+            f"--boxes: expected a JSON list of [x, y, w, h] or of COCO detections, got a {type(data).__name__}"
+        )
     if data and isinstance(data[0], dict):
         if not all(isinstance(d, dict) and "bbox" in d for d in data):
             raise ValueError("--boxes: every COCO detection needs a 'bbox' [x, y, w, h]")
@@ -168,8 +211,9 @@ def read_detections(path: str, threshold: float, skipped: list[str]) -> dict[int
     return by_image
 
 
-def draw(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray, label: str,
-         threshold: float = 0.0) -> np.ndarray:
+def draw(
+    image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray, label: str, threshold: float = 0.0
+) -> np.ndarray:
     """The COCO skeleton and keypoints over an RGB image (returns a new image)."""
     import cv2
 
@@ -184,7 +228,9 @@ def draw(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np
         ok = np.isfinite(sc) & (sc > threshold) & np.isfinite(kp).all(-1)
         for a, b in SKELETON:
             if ok[a] and ok[b]:
-                cv2.line(out, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), (0, 255, 0), 2 * scale, cv2.LINE_AA)
+                cv2.line(
+                    out, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), (0, 255, 0), 2 * scale, cv2.LINE_AA
+                )
         for j in np.flatnonzero(ok):
             cv2.circle(out, tuple(int(v) for v in kp[j]), 3 * scale, (255, 0, 0), -1, cv2.LINE_AA)
     # One pass of text on a filled box: OpenCV 5 advances glyphs by stroke width, so an outline
@@ -218,11 +264,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     write_image(out, vis, "--out")
     for e in res.errors:
         console.print(f"[yellow]skipped[/yellow] {e}")
-    console.print(f"{int(res.valid.sum())} of {len(boxes)} boxes decoded ({engine.weights}; crops on "
-                  f"{pipe.device}) -> {out}")
+    console.print(
+        f"{int(res.valid.sum())} of {len(boxes)} boxes decoded ({engine.weights}; crops on {pipe.device}) -> {out}"
+    )
     if args.json:
-        write_json(args.json, {"image": args.image, "weights": engine.weights, "errors": res.errors,
-                               "keypoints": json_array(res.keypoints), "scores": json_array(res.scores)}, indent=None)
+        write_json(
+            args.json,
+            {
+                "image": args.image,
+                "weights": engine.weights,
+                "errors": res.errors,
+                "keypoints": json_array(res.keypoints),
+                "scores": json_array(res.scores),
+            },
+            indent=None,
+        )
     return 0
 
 
@@ -257,7 +313,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     def items(group: int = 8):
         for start in range(0, len(todo), group):
-            part = todo[start:start + group]
+            part = todo[start : start + group]
             errors: list[str] = []
             frames = read_images([Path(args.images) / persons.images[iid] for iid, _, _ in part], pipe.device, errors)
             skipped.extend(f"image {e}" for e in errors)
@@ -279,12 +335,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
         table.add_column(col)
     table.add_row(*(f"{stats[m]:.4f}" for m in ("AP", "AP50", "AP75", "AR")))
     console.print(table)
-    console.print(f"{len(entries)} instances from {len(by_image)} images; boxes: "
-                  f"{'detections ' + args.detections if args.detections else 'ground truth'}; flip test {'on' if args.flip_test else 'off'}")
+    boxes = "detections " + args.detections if args.detections else "ground truth"
+    console.print(
+        f"{len(entries)} instances from {len(by_image)} images; boxes: {boxes}; "
+        f"flip test {'on' if args.flip_test else 'off'}"
+    )
     for s in skipped:
         console.print(f"[yellow]skipped[/yellow] {s}")
     if args.json:
-        write_json(args.json, {"stats": stats, "engine": engine.describe(), "decoder": args.decoder,
-                               "algorithm": args.algorithm, "flip_test": args.flip_test,
-                               "crops_on": pipe.device, "instances": len(entries), "skipped": skipped})
+        write_json(
+            args.json,
+            {
+                "stats": stats,
+                "engine": engine.describe(),
+                "decoder": args.decoder,
+                "algorithm": args.algorithm,
+                "flip_test": args.flip_test,
+                "crops_on": pipe.device,
+                "instances": len(entries),
+                "skipped": skipped,
+            },
+        )
     return 0

@@ -46,8 +46,21 @@ def _kernel(interpret: bool):
     import triton.language as tl
 
     @triton.jit
-    def warp_crops(ints_ptr, floats_ptr, out_ptr, n_plain, s0, s1, s2, b0, b1, b2,
-                   OW: tl.constexpr, OH: tl.constexpr, BP: tl.constexpr):
+    def warp_crops(
+        ints_ptr,
+        floats_ptr,
+        out_ptr,
+        n_plain,
+        s0,
+        s1,
+        s2,
+        b0,
+        b1,
+        b2,
+        OW: tl.constexpr,
+        OH: tl.constexpr,
+        BP: tl.constexpr,
+    ):
         i = tl.program_id(1)
         flip = i >= n_plain
         b = tl.where(flip, i - n_plain, i).to(tl.int64)
@@ -126,8 +139,16 @@ def launch(ints, floats, out, n_plain: int) -> None:
     on_device = torch.cuda.device(out.device) if out.is_cuda else contextlib.nullcontext()
     with on_device:
         _kernel(os.environ.get("TRITON_INTERPRET") == "1")[grid](
-            ints, floats, out, int(n_plain), *(float(v) for v in scale), *(float(v) for v in bias),
-            OW=ow, OH=oh, BP=BLOCK)
+            ints,
+            floats,
+            out,
+            int(n_plain),
+            *(float(v) for v in scale),
+            *(float(v) for v in bias),
+            OW=ow,
+            OH=oh,
+            BP=BLOCK,
+        )
 
 
 def crop_matrices(centers: np.ndarray, scales: np.ndarray, udp: bool, size=INPUT_SIZE) -> np.ndarray:
@@ -159,8 +180,9 @@ def crop_matrices(centers: np.ndarray, scales: np.ndarray, udp: bool, size=INPUT
     return inv.reshape(-1, 2, 3)
 
 
-def crop_gpu(frames: list, frame_index, centers, scales, udp: bool = True, flip: bool = False,
-             size=INPUT_SIZE, dtype=None):
+def crop_gpu(
+    frames: list, frame_index, centers, scales, udp: bool = True, flip: bool = False, size=INPUT_SIZE, dtype=None
+):
     """Crops of frames already on one device (torch uint8 (H, W, 3) or (3, H, W), any strides).
 
     Returns (N, 3, H, W) normalised crops, or (2N, ...) with the mirrored ones after them when

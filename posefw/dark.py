@@ -267,8 +267,14 @@ def to_result(coords: np.ndarray, scores: np.ndarray, boxes, heatmap_size, udp: 
     return DecodeResult(coords.astype(np.float32, copy=False), scores.astype(np.float32, copy=False))
 
 
-def reference_decode(heatmaps: Any, algorithm: str = "dark-udp", kernel: int = 11, centers: Any = None,
-                     scales: Any = None, udp: bool | None = None):
+def reference_decode(
+    heatmaps: Any,
+    algorithm: str = "dark-udp",
+    kernel: int = 11,
+    centers: Any = None,
+    scales: Any = None,
+    udp: bool | None = None,
+):
     """The reference answer: heatmaps (N, K, H, W) -> DecodeResult in heatmap or image pixels
     (the UDP transform for dark-udp unless ``udp`` says otherwise)."""
     from posefw.arrays import to_numpy

@@ -41,15 +41,14 @@ def checked_result(res: Any, decoder: str) -> DecodeResult:
         return res
     if hasattr(res, "keypoints") and hasattr(res, "scores"):
         return DecodeResult(res.keypoints, res.scores)
-    raise TypeError(f"decoder {decoder!r}: decode() must return posefw.DecodeResult(keypoints, scores), "
-                    f"got {type(res).__name__}")
+    raise TypeError(
+        f"decoder {decoder!r}: decode() must return posefw.DecodeResult(keypoints, scores), got {type(res).__name__}"
+    )
 
 
 def check_algorithm(algorithm: str, supported: tuple[str, ...], decoder: str) -> str:
     if not isinstance(algorithm, str) or algorithm not in supported:
-        raise ValueError(
-            f"algorithm: decoder {decoder!r} supports {', '.join(supported)}; got {algorithm!r}"
-        )
+        raise ValueError(f"algorithm: decoder {decoder!r} supports {', '.join(supported)}; got {algorithm!r}")
     return algorithm
 
 

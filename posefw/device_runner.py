@@ -51,10 +51,12 @@ class TableLayout:
         import torch
 
         b = self.bounds
-        return (block[b[0]:b[1]].view(torch.int64).view(self.rows, INT_COLS),
-                block[b[1]:b[2]].view(torch.float64).view(self.rows, FLOAT_COLS),
-                block[b[2]:b[3]].view(torch.float32).view(self.rows, 2),
-                block[b[3]:b[4]].view(torch.float32).view(self.rows, 2))
+        return (
+            block[b[0] : b[1]].view(torch.int64).view(self.rows, INT_COLS),
+            block[b[1] : b[2]].view(torch.float64).view(self.rows, FLOAT_COLS),
+            block[b[2] : b[3]].view(torch.float32).view(self.rows, 2),
+            block[b[3] : b[4]].view(torch.float32).view(self.rows, 2),
+        )
 
 
 @dataclass
@@ -158,12 +160,18 @@ class DeviceRunner:
                 crops = None
                 if self.pipe.engine.needs_crops:  # engines that render from metadata (the oracle)
                     cs = [np.tile(a[sl], (2, 1)) if flip else a[sl] for a in (plan.centers, plan.scales)]
-                    crops = Crops(np.tile(plan.image_ids[sl], 2 if flip else 1), cs[0], cs[1],
-                                  np.repeat([False, True], n) if flip else np.zeros(n, bool), self.pipe.udp)
+                    crops = Crops(
+                        np.tile(plan.image_ids[sl], 2 if flip else 1),
+                        cs[0],
+                        cs[1],
+                        np.repeat([False, True], n) if flip else np.zeros(n, bool),
+                        self.pipe.udp,
+                    )
                 res = self._step(n)(None, crops)
                 if not self.in_graph:
-                    r = checked_result(self.pipe.decoder.decode(res, plan.centers[sl], plan.scales[sl]),
-                                       self.pipe.decoder.name)
+                    r = checked_result(
+                        self.pipe.decoder.decode(res, plan.centers[sl], plan.scales[sl]), self.pipe.decoder.name
+                    )
                     job.host_rows[start] = (np.asarray(to_numpy(r.keypoints)), np.asarray(to_numpy(r.scores)))
                     continue
                 if framework(res) != "torch" or not res.is_cuda:
@@ -186,7 +194,7 @@ class DeviceRunner:
             out = job.out.numpy().copy()  # the pinned buffer is reused by a later call
             for start, n in self.pipe.chunks(plan.rows):
                 if start not in parts:
-                    parts[start] = _unpack(out[start:start + n])
+                    parts[start] = _unpack(out[start : start + n])
         job.slot.busy = False
         chunks = [parts[s] for s, _ in self.pipe.chunks(plan.rows)]
         kp = np.concatenate([c[0] for c in chunks])
@@ -213,7 +221,7 @@ class DeviceRunner:
             slot.device_frames = _grow(slot.device_frames, total, device=self.device)
             for j, off, size in zip(host, offsets, sizes):
                 f = plan.frames[j]
-                dst = slot.pinned_frames[off:off + size].view(f.height, f.width, 3)
+                dst = slot.pinned_frames[off : off + size].view(f.height, f.width, 3)
                 dst.copy_(torch.from_numpy(f.array))  # torch copies in parallel; any strides in
             # The slot's last call is finished (finish() waited for it), so the buffer is free; the
             # copy stream does not wait for the compute stream, which is busy with the call before.
@@ -232,7 +240,7 @@ class DeviceRunner:
         matrices = crop_matrices(plan.centers, plan.scales, self.pipe.udp).reshape(rows, 6)
         blocks = []
         for c, (start, n) in enumerate(chunks):
-            block = slot.pinned_meta[c * lay.nbytes:(c + 1) * lay.nbytes]
+            block = slot.pinned_meta[c * lay.nbytes : (c + 1) * lay.nbytes]
             ints, floats, centers, scales = (v.numpy() for v in lay.views(block))
             sl = slice(start, start + n)
             ints[:n, :6], ints[:n, 6:] = frame_table[sl], 0

@@ -55,8 +55,9 @@ class Engine:
     def infer(self, batch: Any, crops: Crops | None = None) -> Any:
         raise NotImplementedError
 
-    def runner(self, batch_size: int, pre: Callable[[], Any] | None = None,
-               post: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+    def runner(
+        self, batch_size: int, pre: Callable[[], Any] | None = None, post: Callable[[Any], Any] | None = None
+    ) -> Callable[..., Any]:
         """A callable ``(batch=None, crops=None) -> post(heatmaps)`` for one batch size.
 
         ``pre()``, when given, makes the batch on the device (the pipeline's crop kernel) and the
@@ -80,6 +81,8 @@ def check_batch(batch: Any, max_batch: int, name: str) -> tuple[int, ...]:
     if len(shape) != 4 or shape[1] != 3:
         raise ValueError(f"batch: expected images (N, 3, H, W), got shape {shape}")
     if shape[0] > max_batch:
-        raise ValueError(f"batch: {shape[0]} crops exceed engine {name!r}'s maximum batch {max_batch} "
-                         "(the pipeline chunks larger batches)")
+        raise ValueError(
+            f"batch: {shape[0]} crops exceed engine {name!r}'s maximum batch {max_batch} "
+            "(the pipeline chunks larger batches)"
+        )
     return shape

@@ -85,9 +85,16 @@ def _wrap(model, algorithm: str | None, kernel: int):
     return WithDecoder().eval(), ["images", "centers", "scales"], ["keypoints", "scores"]
 
 
-def export_onnx(model, out: str | Path, opset: int = DEFAULT_OPSET, max_batch: int = 64,
-                decoder: str | None = None, kernel: int = 11, weights: str = "random weights",
-                precision: str = "fp32") -> Path:
+def export_onnx(
+    model,
+    out: str | Path,
+    opset: int = DEFAULT_OPSET,
+    max_batch: int = 64,
+    decoder: str | None = None,
+    kernel: int = 11,
+    weights: str = "random weights",
+    precision: str = "fp32",
+) -> Path:
     """Write ``out``; with ``decoder`` (an algorithm name) the graph outputs keypoints and scores."""
     import onnx
     import torch
@@ -106,8 +113,11 @@ def export_onnx(model, out: str | Path, opset: int = DEFAULT_OPSET, max_batch: i
         model = mixed_precision(model)
     net, inputs, outputs = _wrap(model, decoder, kernel)
     # One image traces the graph (fp16 runs slowly on a CPU); the batch axis stays dynamic.
-    args: tuple[Any, ...] = (torch.randn(1 if precision == "fp16" else 2, 3, h, w,
-                                         dtype=torch.float16 if precision == "fp16" else torch.float32),)
+    args: tuple[Any, ...] = (
+        torch.randn(
+            1 if precision == "fp16" else 2, 3, h, w, dtype=torch.float16 if precision == "fp16" else torch.float32
+        ),
+    )
     dynamic = {"images": {0: "batch"}}
     if decoder:
         n = args[0].shape[0]
@@ -116,13 +126,27 @@ def export_onnx(model, out: str | Path, opset: int = DEFAULT_OPSET, max_batch: i
     for name in outputs:
         dynamic[name] = {0: "batch"}
     with torch.no_grad():
-        torch.onnx.export(net, args, str(out), dynamo=False, opset_version=opset, input_names=inputs,
-                          output_names=outputs, dynamic_axes=dynamic)
+        torch.onnx.export(
+            net,
+            args,
+            str(out),
+            dynamo=False,
+            opset_version=opset,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic,
+        )
     proto = onnx.load(str(out))
-    meta = {"posefw.opset": str(opset), "posefw.batch": f"1..{max_batch}", "posefw.input": f"Nx3x{h}x{w}",
-            "posefw.decoder": decoder or "none", "posefw.kernel": str(kernel), "posefw.weights": weights,
-            "posefw.precision": "fp16 (LayerNorm fp32, fp32 outputs)" if precision == "fp16" else "fp32",
-            "posefw.model": json.dumps(model.cfg.__dict__)}
+    meta = {
+        "posefw.opset": str(opset),
+        "posefw.batch": f"1..{max_batch}",
+        "posefw.input": f"Nx3x{h}x{w}",
+        "posefw.decoder": decoder or "none",
+        "posefw.kernel": str(kernel),
+        "posefw.weights": weights,
+        "posefw.precision": "fp16 (LayerNorm fp32, fp32 outputs)" if precision == "fp16" else "fp32",
+        "posefw.model": json.dumps(model.cfg.__dict__),
+    }
     from posefw import __version__
 
     meta["posefw.version"] = __version__
@@ -149,11 +173,13 @@ def precision_report(path: str | Path) -> dict[str, Any]:
             ins = [str(name(types[i])) if i in types else "?" for i in node.input if i]
             outs = [str(name(types[o])) if o in types else "?" for o in node.output[:1]]
             norms.append({"node": node.name, "inputs": ins, "outputs": outs})
-    return {"inputs": {v.name: str(name(v.type.tensor_type.elem_type)) for v in g.input},
-            "outputs": {v.name: str(name(v.type.tensor_type.elem_type)) for v in g.output},
-            "layernorms": norms,
-            "layernorms_not_fp32": [n["node"] for n in norms if set(n["inputs"] + n["outputs"]) != {"float32"}],
-            "initializers": dict(sorted(_count(str(name(t.data_type)) for t in g.initializer).items()))}
+    return {
+        "inputs": {v.name: str(name(v.type.tensor_type.elem_type)) for v in g.input},
+        "outputs": {v.name: str(name(v.type.tensor_type.elem_type)) for v in g.output},
+        "layernorms": norms,
+        "layernorms_not_fp32": [n["node"] for n in norms if set(n["inputs"] + n["outputs"]) != {"float32"}],
+        "initializers": dict(sorted(_count(str(name(t.data_type)) for t in g.initializer).items())),
+    }
 
 
 def _count(items) -> dict[str, int]:
@@ -228,8 +254,16 @@ def torch_runner(fn, inputs: dict[str, np.ndarray], outputs: list[str], name: st
 FP16_ATOL = 5e-2
 
 
-def validate(model, onnx_path: str | Path, batch: int = 2, atol: float | None = None, rtol: float = 1e-3,
-             decoder: str | None = None, kernel: int = 11, images: np.ndarray | None = None) -> dict[str, Any]:
+def validate(
+    model,
+    onnx_path: str | Path,
+    batch: int = 2,
+    atol: float | None = None,
+    rtol: float = 1e-3,
+    decoder: str | None = None,
+    kernel: int = 11,
+    images: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Polygraphy comparison of PyTorch fp32 against ONNX Runtime (CPU) on the same inputs.
 
     An fp16 model (its input is float16) is fed the same images rounded to fp16 and held to
@@ -257,8 +291,10 @@ def validate(model, onnx_path: str | Path, batch: int = 2, atol: float | None = 
     def reference(images, *rest):
         return net(images.float(), *rest)  # torch fp32 on the same (fp16-rounded) values
 
-    runners = [torch_runner(reference, feed, outputs),
-               OnnxrtRunner(SessionFromOnnx(str(onnx_path), providers=["CPUExecutionProvider"]), name="onnxruntime")]
+    runners = [
+        torch_runner(reference, feed, outputs),
+        OnnxrtRunner(SessionFromOnnx(str(onnx_path), providers=["CPUExecutionProvider"]), name="onnxruntime"),
+    ]
     results = Comparator.run(runners, data_loader=[feed], warm_up=0)
     ok = Comparator.compare_accuracy(results, compare_func=SimpleCompareFunc(atol=atol, rtol=rtol))
     errs = {}
@@ -268,8 +304,14 @@ def validate(model, onnx_path: str | Path, batch: int = 2, atol: float | None = 
         a, b = np.asarray(a), np.asarray(b)
         finite = np.isfinite(a) & np.isfinite(b)
         errs[name] = float(np.abs(a - b)[finite].max()) if finite.any() else 0.0
-    report = {"passed": bool(ok), "max_abs_error": errs, "atol": atol, "rtol": rtol, "batch": batch,
-              "precision": "fp16" if fp16 else "fp32"}
+    report = {
+        "passed": bool(ok),
+        "max_abs_error": errs,
+        "atol": atol,
+        "rtol": rtol,
+        "batch": batch,
+        "precision": "fp16" if fp16 else "fp32",
+    }
     if not decoder:  # what the heatmap difference does to keypoints: argmax decode of both
         import posefw
 

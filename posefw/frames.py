@@ -46,8 +46,10 @@ def _layout(shape: tuple[int, ...], strides: tuple[int, ...], index: int, dt: st
         hint = "scale to 0..255 and cast to uint8" if dt.startswith(("float", "bfloat")) else "convert to uint8"
         raise ValueError(f"frame {index}: expected RGB uint8, got {dt} ({hint})")
     if len(shape) == 2 or (len(shape) == 3 and shape[-1] == 1):
-        raise ValueError(f"frame {index}: expected RGB (H, W, 3), got grayscale {shape} "
-                         "(repeat it to 3 channels, e.g. np.repeat(frame[..., None], 3, -1))")
+        raise ValueError(
+            f"frame {index}: expected RGB (H, W, 3), got grayscale {shape} "
+            "(repeat it to 3 channels, e.g. np.repeat(frame[..., None], 3, -1))"
+        )
     if len(shape) == 3 and shape[-1] == 4:
         raise ValueError(f"frame {index}: expected RGB (H, W, 3), got RGBA {shape} (drop alpha: frame[..., :3])")
     if len(shape) == 3 and shape[-1] == 3:

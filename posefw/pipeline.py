@@ -114,8 +114,9 @@ def gpu_unavailable(engine: Any, forced: bool = False) -> str | None:
 
 
 class Pipeline:
-    def __init__(self, engine: Any, decoder: Any, flip_test: bool = False, udp: bool | None = None,
-                 preprocess: str = "auto") -> None:
+    def __init__(
+        self, engine: Any, decoder: Any, flip_test: bool = False, udp: bool | None = None, preprocess: str = "auto"
+    ) -> None:
         self.engine, self.decoder, self.flip_test = engine, decoder, flip_test
         self.udp = decoder.udp if udp is None else udp
         if flip_test and not self.udp:
@@ -237,8 +238,9 @@ class Pipeline:
         for f, (img, bx) in enumerate(zip(frames, boxes)):
             b = as_boxes(bx, f)
             n = len(b)
-            res = PoseResult(np.full((n, k, 2), np.nan, np.float32), np.full((n, k), np.nan, np.float32),
-                             np.zeros(n, bool))
+            res = PoseResult(
+                np.full((n, k, 2), np.nan, np.float32), np.full((n, k), np.nan, np.float32), np.zeros(n, bool)
+            )
             results.append(res)
             if n == 0:
                 continue
@@ -264,8 +266,15 @@ class Pipeline:
         if not kept:
             empty = np.zeros((0, 2))
             return Plan(results, [], np.zeros(0, np.int64), np.zeros((0, 2), np.int64), empty, empty, np.zeros(0))
-        return Plan(results, kept, np.concatenate(frame_rows), np.concatenate(owners), np.concatenate(centers),
-                    np.concatenate(scales), np.concatenate(row_ids))
+        return Plan(
+            results,
+            kept,
+            np.concatenate(frame_rows),
+            np.concatenate(owners),
+            np.concatenate(centers),
+            np.concatenate(scales),
+            np.concatenate(row_ids),
+        )
 
     def chunks(self, rows: int) -> list[tuple[int, int]]:
         """(start, count) batches of at most ``per_batch`` boxes (the engine runs twice that with flip)."""
@@ -303,5 +312,4 @@ class Pipeline:
         d = config.decoder
         decoder = posefw.create_decoder(d.name, algorithm=d.algorithm, kernel=d.kernel, **d.options)
         p = config.pipeline
-        return cls(engine, decoder, flip_test=p.flip_test if flip_test is None else flip_test,
-                   preprocess=p.preprocess)
+        return cls(engine, decoder, flip_test=p.flip_test if flip_test is None else flip_test, preprocess=p.preprocess)

@@ -44,8 +44,9 @@ def fixed_point_positions(inv: np.ndarray, size=INPUT_SIZE) -> tuple[np.ndarray,
     return gx, gy
 
 
-def crop_cpu(image: np.ndarray, centers: np.ndarray, scales: np.ndarray, udp: bool = True,
-             flip: bool = False, size=INPUT_SIZE) -> np.ndarray:
+def crop_cpu(
+    image: np.ndarray, centers: np.ndarray, scales: np.ndarray, udp: bool = True, flip: bool = False, size=INPUT_SIZE
+) -> np.ndarray:
     """(N, 3, H, W) float32 normalised crops of one RGB uint8 image."""
     import cv2
 
@@ -87,8 +88,7 @@ def check_boxes_xywh(boxes: Any, image_shape: tuple[int, ...]) -> tuple[np.ndarr
         elif not positive[i]:
             reasons[i] = f"box {i}: width and height must be > 0, got {bw[i]} x {bh[i]}"
         elif not sane[i]:
-            reasons[i] = (f"box {i}: {bw[i]:.4g} x {bh[i]:.4g} is more than {MAX_BOX_FACTOR:g} times the "
-                          f"{w}x{h} frame")
+            reasons[i] = f"box {i}: {bw[i]:.4g} x {bh[i]:.4g} is more than {MAX_BOX_FACTOR:g} times the {w}x{h} frame"
         else:
             reasons[i] = f"box {i}: {b[i].tolist()} lies entirely outside the {w}x{h} image"
     return inside, reasons

@@ -165,7 +165,9 @@ class Registry:
         """What the class declares; whether it can run here is probed later, only when asked
         (``available()`` may import a GPU stack)."""
         name = getattr(cls, "name", None)
-        info = BackendInfo(kind, str(name or getattr(cls, "__name__", cls)), record.dist, record.name, "unprobed", cls=cls)
+        info = BackendInfo(
+            kind, str(name or getattr(cls, "__name__", cls)), record.dist, record.name, "unprobed", cls=cls
+        )
         if not isinstance(name, str) or not name:
             info.status, info.reason = "broken", f"{cls!r} has no string attribute 'name'"
             return info
@@ -243,8 +245,12 @@ def _resolve_conflict(kind: str, name: str, infos: list[BackendInfo]) -> None:
             i.reason += f"; posefw's built-in {name!r} is used"
     if builtin:
         others = ", ".join(i.provider for i in infos if i is not builtin[0])
-        warnings.warn(f"posefw: {kind} {name!r} is also registered by {others}; posefw's built-in is used "
-                      "(rename the plugin's one)", RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"posefw: {kind} {name!r} is also registered by {others}; posefw's built-in is used "
+            "(rename the plugin's one)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 _REGISTRY: Registry | None = None

@@ -14,10 +14,24 @@ pytest.importorskip("torch")
 
 def test_bench_cpu_run_writes_json_and_plot(tmp_path):
     cfg = tmp_path / "bench.toml"
-    cfg.write_text('[engine]\nname = "torch"\n[decoder]\nname = "torch-full"\n[bench]\nbatches = [1]\niterations = 1\nwarmup = 0\n')
+    cfg.write_text(
+        '[engine]\nname = "torch"\n[decoder]\nname = "torch-full"\n[bench]\nbatches = [1]\niterations = 1\nwarmup = 0\n'
+    )
     out, plot = tmp_path / "r.json", tmp_path / "r.png"
-    rc = cli.main(["bench", "--config", str(cfg), "--json", str(out), "--plot", str(plot), "--no-decoders",
-                   "--engine-option", "fuse_gelu=true"])
+    rc = cli.main(
+        [
+            "bench",
+            "--config",
+            str(cfg),
+            "--json",
+            str(out),
+            "--plot",
+            str(plot),
+            "--no-decoders",
+            "--engine-option",
+            "fuse_gelu=true",
+        ]
+    )
     assert rc == 0 and plot.stat().st_size > 0
     res = json.loads(out.read_text())
     assert res["configuration"]["engine_options"]["fuse_gelu"] is True
@@ -30,12 +44,15 @@ def test_bench_cpu_run_writes_json_and_plot(tmp_path):
     assert all("error" in r for r in res["pipelines"] if r["pipeline"] == "partial")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--iterations", "0"], "iterations: must be >= 1"),
-    (["--decoder", "no-such-decoder"], "no-such-decoder"),
-    (["--engine-option", "fuse_gelu"], "--engine-option: expected KEY=VALUE"),
-    (["--json", "/nonexistent-dir/r.json"], "--json: cannot write"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--iterations", "0"], "iterations: must be >= 1"),
+        (["--decoder", "no-such-decoder"], "no-such-decoder"),
+        (["--engine-option", "fuse_gelu"], "--engine-option: expected KEY=VALUE"),
+        (["--json", "/nonexistent-dir/r.json"], "--json: cannot write"),
+    ],
+)
 def test_bench_bad_input_is_named(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # default result files land here, never in the checkout
     assert cli.main(["bench", "--batches", "1", "--no-decoders", *argv]) == 2
@@ -54,8 +71,17 @@ def test_a_config_file_does_not_switch_on_gpu_run_lengths_on_a_cpu(tmp_path):
 
     cfg = tmp_path / "b.toml"
     cfg.write_text('[engine]\nname = "torch"\n[bench]\nbatches = [2]\n')
-    args = argparse.Namespace(config=str(cfg), batches=None, iterations=None, warmup=None, engine=None,
-                              decoder=None, algorithm=None, checkpoint=None, engine_option=[])
+    args = argparse.Namespace(
+        config=str(cfg),
+        batches=None,
+        iterations=None,
+        warmup=None,
+        engine=None,
+        decoder=None,
+        algorithm=None,
+        checkpoint=None,
+        engine_option=[],
+    )
     c, eopts = resolve(args, cuda=False)
     assert c.bench.batches == [2] and c.bench.warmup == 1 and c.bench.iterations == CPU_ITERATIONS
     assert eopts["precision"] == "fp32"

@@ -37,8 +37,18 @@ def test_decode_with_boxes(tmp_path, capsys):
     hm[:, :, 32, 24] = 1.0
     np.save(tmp_path / "hm.npy", hm)
     (tmp_path / "boxes.json").write_text(json.dumps([[0, 0, 96, 128], [10, 10, 48, 64]]))
-    rc = main(["decode", str(tmp_path / "hm.npy"), "--boxes", str(tmp_path / "boxes.json"),
-               "--algorithm", "argmax", "--out", str(tmp_path / "kp.json")])
+    rc = main(
+        [
+            "decode",
+            str(tmp_path / "hm.npy"),
+            "--boxes",
+            str(tmp_path / "boxes.json"),
+            "--algorithm",
+            "argmax",
+            "--out",
+            str(tmp_path / "kp.json"),
+        ]
+    )
     assert rc == 0
     out = json.loads((tmp_path / "kp.json").read_text())
     assert out["coordinates"] == "image" and len(out["keypoints"]) == 2
@@ -90,8 +100,21 @@ def test_a_missing_extra_is_named_with_its_install(capsys, monkeypatch, tmp_path
     monkeypatch.setitem(sys.modules, "cv2", None)  # as if opencv were not installed
     (tmp_path / "b.json").write_text("[[1, 2, 3, 4]]")
     (tmp_path / "x.png").write_bytes(b"an image file")
-    assert main(["predict", str(tmp_path / "x.png"), "--boxes", str(tmp_path / "b.json"), "--out", str(tmp_path / "v.png"),
-                 "--engine", "oracle"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "x.png"),
+                "--boxes",
+                str(tmp_path / "b.json"),
+                "--out",
+                str(tmp_path / "v.png"),
+                "--engine",
+                "oracle",
+            ]
+        )
+        == 2
+    )
     assert "this command needs cv2, which is not installed: pip install 'posefw[eval]'" in capsys.readouterr().err
 
 

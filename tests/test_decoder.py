@@ -13,34 +13,50 @@ DEC = posefw.create_decoder("numpy-cpu")
 HM = np.random.default_rng(0).random((2, 17, 64, 48), dtype=np.float32)
 
 
-@pytest.mark.parametrize("bad, exc, words", [
-    (np.zeros((17, 64, 48), np.float32), ValueError, "heatmaps: expected 4 dimensions"),
-    (np.zeros((1, 17, 64, 48), np.int32), TypeError, "heatmaps: expected float32 or float16"),
-    (np.zeros((1, 17, 64, 48), np.complex64), TypeError, "heatmaps: expected float32 or float16"),
-    (np.zeros((1, 17, 64, 48), np.float64), TypeError, "got float64"),
-    ([[1.0]], TypeError, "heatmaps: expected an array"),
-    (np.zeros((1, 0, 64, 48), np.float32), ValueError, "K, H and W must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "bad, exc, words",
+    [
+        (np.zeros((17, 64, 48), np.float32), ValueError, "heatmaps: expected 4 dimensions"),
+        (np.zeros((1, 17, 64, 48), np.int32), TypeError, "heatmaps: expected float32 or float16"),
+        (np.zeros((1, 17, 64, 48), np.complex64), TypeError, "heatmaps: expected float32 or float16"),
+        (np.zeros((1, 17, 64, 48), np.float64), TypeError, "got float64"),
+        ([[1.0]], TypeError, "heatmaps: expected an array"),
+        (np.zeros((1, 0, 64, 48), np.float32), ValueError, "K, H and W must be >= 1"),
+    ],
+)
 def test_bad_heatmaps(bad, exc, words):
     with pytest.raises(exc, match=words):
         DEC.decode(bad)
 
 
-@pytest.mark.parametrize("centers, scales, words", [
-    (np.zeros((3, 2)), np.ones((3, 2)), r"centers: expected shape \(2, 2\)"),
-    (np.zeros((2, 2)), np.ones((2, 3)), r"scales: expected shape \(2, 2\)"),
-    (np.zeros((2, 2)), None, "scales: centers and scales must be given together"),
-    (np.zeros((2, 2)), np.array([[1.0, 1.0], [0.0, 2.0]]), "scales: .*box index 1"),
-    (np.zeros((2, 2)), np.array([[1.0, 1.0], [-1.0, 2.0]]), "must be > 0"),
-    (np.array([[np.nan, 0], [0, 0]]), np.ones((2, 2)), "centers: all values must be finite"),
-])
+@pytest.mark.parametrize(
+    "centers, scales, words",
+    [
+        (np.zeros((3, 2)), np.ones((3, 2)), r"centers: expected shape \(2, 2\)"),
+        (np.zeros((2, 2)), np.ones((2, 3)), r"scales: expected shape \(2, 2\)"),
+        (np.zeros((2, 2)), None, "scales: centers and scales must be given together"),
+        (np.zeros((2, 2)), np.array([[1.0, 1.0], [0.0, 2.0]]), "scales: .*box index 1"),
+        (np.zeros((2, 2)), np.array([[1.0, 1.0], [-1.0, 2.0]]), "must be > 0"),
+        (np.array([[np.nan, 0], [0, 0]]), np.ones((2, 2)), "centers: all values must be finite"),
+    ],
+)
 def test_bad_boxes(centers, scales, words):
     with pytest.raises(ValueError, match=words):
         DEC.decode(HM, centers, scales)
 
 
-@pytest.mark.parametrize("kernel, exc", [(0, ValueError), (4, ValueError), (-3, ValueError), (2.0, TypeError),
-                                         (True, TypeError), (100001, ValueError), (257, ValueError)])
+@pytest.mark.parametrize(
+    "kernel, exc",
+    [
+        (0, ValueError),
+        (4, ValueError),
+        (-3, ValueError),
+        (2.0, TypeError),
+        (True, TypeError),
+        (100001, ValueError),
+        (257, ValueError),
+    ],
+)
 def test_bad_kernel(kernel, exc):
     with pytest.raises(exc, match="kernel: expected an odd integer"):
         posefw.create_decoder("numpy-cpu", kernel=kernel)
@@ -50,8 +66,21 @@ def test_kernel_bound_via_the_cli(capsys, tmp_path):
     from posefw.cli import main
 
     np.save(tmp_path / "h.npy", HM)
-    assert main(["decode", "--decoder", "numpy-cpu", "--kernel", "100001", str(tmp_path / "h.npy"),
-                 "--out", str(tmp_path / "o.json")]) == 2
+    assert (
+        main(
+            [
+                "decode",
+                "--decoder",
+                "numpy-cpu",
+                "--kernel",
+                "100001",
+                str(tmp_path / "h.npy"),
+                "--out",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 2
+    )
     assert "kernel: expected an odd integer from 1 to 255, got 100001" in capsys.readouterr().err
 
 
@@ -89,12 +118,15 @@ def test_device_style_boxes_are_shape_checked_per_argument():
 
 
 @pytest.mark.parametrize("name", ["numpy-cpu", "torch-full"])
-@pytest.mark.parametrize("bad, words", [
-    ("nan-scale", "scales: all values must be finite"),
-    ("zero-scale", "scales: crop width and height must be > 0; box index 1"),
-    ("negative-scale", "scales: crop width and height must be > 0; box index 1"),
-    ("bool-centers", "centers: expected a real numeric (N, 2) array, got dtype bool"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("nan-scale", "scales: all values must be finite"),
+        ("zero-scale", "scales: crop width and height must be > 0; box index 1"),
+        ("negative-scale", "scales: crop width and height must be > 0; box index 1"),
+        ("bool-centers", "centers: expected a real numeric (N, 2) array, got dtype bool"),
+    ],
+)
 def test_every_backend_validates_boxes_given_as_tensors(name, bad, words):
     """torch-full used to accept these as torch tensors; numpy-cpu always refused them."""
     torch = pytest.importorskip("torch")

@@ -51,8 +51,9 @@ def test_low_opset_refused(model, tmp_path):
 def test_wrong_input_shape_named(tmp_path):
     import torch.nn as nn
 
-    torch.onnx.export(nn.Conv2d(3, 1, 1), (torch.randn(1, 3, 64, 64),), str(tmp_path / "small.onnx"), dynamo=False,
-                      input_names=["x"])
+    torch.onnx.export(
+        nn.Conv2d(3, 1, 1), (torch.randn(1, 3, 64, 64),), str(tmp_path / "small.onnx"), dynamo=False, input_names=["x"]
+    )
     with pytest.raises(ValueError, match="expected N x 3 x 256 x 192"):
         check_onnx_input(tmp_path / "small.onnx")
     with pytest.raises(FileNotFoundError, match="onnx: file not found"):

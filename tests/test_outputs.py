@@ -55,7 +55,9 @@ def test_predict_out_errors_name_the_option(coco_mini, tmp_path, capsys):
     (tmp_path / "b.json").write_text("[[231, 52, 180, 290]]")
     image = str(coco_mini / "images" / "val2017" / "000000000785.jpg")
     for out, words in ((tmp_path, "is a directory"), (tmp_path / "vis", "has no extension")):
-        assert cli.main(["predict", image, "--boxes", str(tmp_path / "b.json"), "--engine", "oracle",
-                         "--out", str(out)]) == 2
+        assert (
+            cli.main(["predict", image, "--boxes", str(tmp_path / "b.json"), "--engine", "oracle", "--out", str(out)])
+            == 2
+        )
         err = capsys.readouterr().err
         assert f"--out: {out}" in err and words in err, err

@@ -16,7 +16,9 @@ pytest.importorskip("cv2")
 
 
 def _oracle(coco_mini, **kw):
-    return posefw.create_engine("oracle", annotations=str(coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"), **kw)
+    return posefw.create_engine(
+        "oracle", annotations=str(coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"), **kw
+    )
 
 
 def test_bad_boxes_never_lose_the_others(coco_mini):
@@ -63,8 +65,24 @@ def test_eval_oracle_dark_reaches_098(coco_mini, tmp_path, capsys):
     scores = {}
     for alg in ("dark", "argmax"):
         out = tmp_path / f"{alg}.json"
-        assert main(["eval", "--annotations", str(ann), "--images", str(coco_mini / "images" / "val2017"),
-                     "--engine", "oracle", "--algorithm", alg, "--json", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "eval",
+                    "--annotations",
+                    str(ann),
+                    "--images",
+                    str(coco_mini / "images" / "val2017"),
+                    "--engine",
+                    "oracle",
+                    "--algorithm",
+                    alg,
+                    "--json",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         scores[alg] = json.loads(out.read_text())["stats"]["AP"]
     assert scores["dark"] >= 0.98, scores
     assert json.loads(out.read_text())["instances"] == 80
@@ -75,8 +93,20 @@ def test_predict_writes_png_with_random_weights(coco_mini, tmp_path, capsys):
     pytest.importorskip("torch")
     (tmp_path / "boxes.json").write_text(json.dumps([[231, 52, 180, 290], [0, 0, -1, 5]]))
     out = tmp_path / "vis.png"
-    rc = main(["predict", str(coco_mini / "images" / "val2017" / "000000000785.jpg"), "--boxes", str(tmp_path / "boxes.json"),
-               "--out", str(out), "--json", str(tmp_path / "kp.json"), "--device", "cpu"])
+    rc = main(
+        [
+            "predict",
+            str(coco_mini / "images" / "val2017" / "000000000785.jpg"),
+            "--boxes",
+            str(tmp_path / "boxes.json"),
+            "--out",
+            str(out),
+            "--json",
+            str(tmp_path / "kp.json"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     img = cv2.imread(str(out))
     assert img is not None and img.shape[2] == 3
@@ -88,7 +118,12 @@ def test_predict_writes_png_with_random_weights(coco_mini, tmp_path, capsys):
 def test_predict_unreadable_image(tmp_path, capsys):
     (tmp_path / "b.json").write_text("[[0, 0, 10, 10]]")
     (tmp_path / "x.jpg").write_bytes(b"not an image")
-    assert main(["predict", str(tmp_path / "x.jpg"), "--boxes", str(tmp_path / "b.json"), "--out", str(tmp_path / "o.png")]) == 2
+    assert (
+        main(
+            ["predict", str(tmp_path / "x.jpg"), "--boxes", str(tmp_path / "b.json"), "--out", str(tmp_path / "o.png")]
+        )
+        == 2
+    )
     assert "could not be decoded" in capsys.readouterr().err
 
 
@@ -98,8 +133,23 @@ def test_predict_oracle_draws_ground_truth(coco_mini, tmp_path):
     persons = posefw.coco.load_persons(coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json")
     (tmp_path / "boxes.json").write_text(json.dumps(persons.boxes[persons.image_ids == 196141].tolist()))
     image = coco_mini / "images" / "val2017" / "000000196141.jpg"
-    assert main(["predict", str(image), "--boxes", str(tmp_path / "boxes.json"), "--engine", "oracle",
-                 "--out", str(tmp_path / "vis.png"), "--json", str(tmp_path / "kp.json")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(image),
+                "--boxes",
+                str(tmp_path / "boxes.json"),
+                "--engine",
+                "oracle",
+                "--out",
+                str(tmp_path / "vis.png"),
+                "--json",
+                str(tmp_path / "kp.json"),
+            ]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "kp.json").read_text())
     scores = np.array(data["scores"], dtype=float)
     assert np.nanmax(scores, axis=1).min() > 0.9  # every person found
@@ -117,8 +167,10 @@ def test_eval_skips_a_missing_image_and_reports_it(coco_mini, tmp_path):
     (images / "000000000785.jpg").write_bytes(b"corrupt")
     ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
     out = tmp_path / "r.json"
-    assert main(["eval", "--annotations", str(ann), "--images", str(images), "--engine", "oracle",
-                 "--json", str(out)]) == 0
+    assert (
+        main(["eval", "--annotations", str(ann), "--images", str(images), "--engine", "oracle", "--json", str(out)])
+        == 0
+    )
     res = json.loads(out.read_text())
     assert any("000000196141.jpg" in s and "not found" in s for s in res["skipped"])
     assert any("000000000785.jpg" in s and "could not be decoded" in s for s in res["skipped"])
@@ -132,15 +184,49 @@ def test_eval_bad_inputs_are_named_or_skipped(coco_mini, tmp_path, capsys):
     assert main(["eval", "--annotations", str(tmp_path / "list.json"), "--images", images, "--engine", "oracle"]) == 2
     assert "is not a COCO keypoints file" in capsys.readouterr().err
     (tmp_path / "obj.json").write_text('{"image_id": 785}')
-    assert main(["eval", "--annotations", str(ann), "--images", images, "--engine", "oracle",
-                 "--detections", str(tmp_path / "obj.json")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--annotations",
+                str(ann),
+                "--images",
+                images,
+                "--engine",
+                "oracle",
+                "--detections",
+                str(tmp_path / "obj.json"),
+            ]
+        )
+        == 2
+    )
     assert "--detections: expected a JSON list of COCO detections, got a dict" in capsys.readouterr().err
-    dets = [{"image_id": 785, "bbox": [280, 44, 218, 346], "score": 0.99, "category_id": 1},
-            {"image_id": 785, "score": 0.9}, {"image_id": 785, "bbox": [1, 2, 3], "score": 0.9}, "junk"]
+    dets = [
+        {"image_id": 785, "bbox": [280, 44, 218, 346], "score": 0.99, "category_id": 1},
+        {"image_id": 785, "score": 0.9},
+        {"image_id": 785, "bbox": [1, 2, 3], "score": 0.9},
+        "junk",
+    ]
     (tmp_path / "dets.json").write_text(json.dumps(dets))
     out = tmp_path / "r.json"
-    assert main(["eval", "--annotations", str(ann), "--images", images, "--engine", "oracle",
-                 "--detections", str(tmp_path / "dets.json"), "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--annotations",
+                str(ann),
+                "--images",
+                images,
+                "--engine",
+                "oracle",
+                "--detections",
+                str(tmp_path / "dets.json"),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["instances"] == 1
     assert [s.split(":")[0] for s in res["skipped"]] == ["detection 1", "detection 2", "detection 3"]
@@ -149,17 +235,45 @@ def test_eval_bad_inputs_are_named_or_skipped(coco_mini, tmp_path, capsys):
 
 def test_predict_boxes_files_that_cannot_be_read_are_named(coco_mini, tmp_path, capsys):
     image = str(coco_mini / "images" / "val2017" / "000000000785.jpg")
-    cases = [({"a": 1}, "--boxes: expected a JSON list"),
-             ([[1, 2, 3, 4, 0.9]], "--boxes: expected shape (N, 4) as x, y, w, h, got (1, 5) (drop the score column"),
-             ([{"image_id": 785, "score": 1}], "--boxes: every COCO detection needs a 'bbox'")]
+    cases = [
+        ({"a": 1}, "--boxes: expected a JSON list"),
+        ([[1, 2, 3, 4, 0.9]], "--boxes: expected shape (N, 4) as x, y, w, h, got (1, 5) (drop the score column"),
+        ([{"image_id": 785, "score": 1}], "--boxes: every COCO detection needs a 'bbox'"),
+    ]
     for data, words in cases:
         (tmp_path / "b.json").write_text(json.dumps(data))
-        assert main(["predict", image, "--boxes", str(tmp_path / "b.json"), "--engine", "oracle",
-                     "--out", str(tmp_path / "v.png")]) == 2
+        assert (
+            main(
+                [
+                    "predict",
+                    image,
+                    "--boxes",
+                    str(tmp_path / "b.json"),
+                    "--engine",
+                    "oracle",
+                    "--out",
+                    str(tmp_path / "v.png"),
+                ]
+            )
+            == 2
+        )
         assert words in capsys.readouterr().err
     (tmp_path / "b.json").write_text(json.dumps([{"image_id": 785, "bbox": [1, 2, 30, 40]}]))
     named = tmp_path / "frame.jpg"
     named.write_bytes((coco_mini / "images" / "val2017" / "000000000785.jpg").read_bytes())
-    assert main(["predict", str(named), "--boxes", str(tmp_path / "b.json"), "--engine", "oracle",
-                 "--out", str(tmp_path / "v.png")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(named),
+                "--boxes",
+                str(tmp_path / "b.json"),
+                "--engine",
+                "oracle",
+                "--out",
+                str(tmp_path / "v.png"),
+            ]
+        )
+        == 2
+    )
     assert "detections name image ids, but" in capsys.readouterr().err

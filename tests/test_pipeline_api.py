@@ -74,13 +74,16 @@ def test_more_boxes_than_the_batch_and_empty_frames(oracle, calls):
         np.testing.assert_array_equal(ra.keypoints, rb.keypoints)
 
 
-@pytest.mark.parametrize("frame, message", [
-    (np.zeros((40, 50), np.uint8), "frame 1: expected RGB (H, W, 3), got grayscale"),
-    (np.zeros((40, 50, 4), np.uint8), "frame 1: expected RGB (H, W, 3), got RGBA"),
-    (np.zeros((40, 50, 3), np.uint16), "frame 1: expected RGB uint8, got uint16"),
-    (np.zeros((40, 50, 3), np.float32), "frame 1: expected RGB uint8, got float32 (scale to 0..255"),
-    ("frame.jpg", "frame 1: expected a NumPy array, torch tensor or DLPack array, got str"),
-])
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (np.zeros((40, 50), np.uint8), "frame 1: expected RGB (H, W, 3), got grayscale"),
+        (np.zeros((40, 50, 4), np.uint8), "frame 1: expected RGB (H, W, 3), got RGBA"),
+        (np.zeros((40, 50, 3), np.uint16), "frame 1: expected RGB uint8, got uint16"),
+        (np.zeros((40, 50, 3), np.float32), "frame 1: expected RGB uint8, got float32 (scale to 0..255"),
+        ("frame.jpg", "frame 1: expected a NumPy array, torch tensor or DLPack array, got str"),
+    ],
+)
 def test_a_bad_frame_costs_only_its_boxes(oracle, calls, frame, message):
     frames, boxes, ids = calls[0]
     pipe = Pipeline(oracle(), posefw.create_decoder("numpy-cpu"))

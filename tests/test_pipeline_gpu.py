@@ -66,10 +66,19 @@ def test_device_frames_stream_and_submit(engine_fp32, frames_and_boxes):
     frames, boxes, ids = frames_and_boxes
     dec = posefw.create_decoder("cupy-full")
     pipe = Pipeline(engine_fp32, dec)
-    calls = [(frames[i:i + 5], boxes[i:i + 5], ids[i:i + 5]) for i in range(0, len(frames), 5)]
+    calls = [(frames[i : i + 5], boxes[i : i + 5], ids[i : i + 5]) for i in range(0, len(frames), 5)]
     blocking = [_keypoints(pipe(*c))[0] for c in calls]
-    dev = [([torch.from_numpy(f).cuda() if j % 2 else torch.from_numpy(f).cuda().permute(2, 0, 1).contiguous()
-             for j, f in enumerate(fr)], bx, i) for fr, bx, i in calls]
+    dev = [
+        (
+            [
+                torch.from_numpy(f).cuda() if j % 2 else torch.from_numpy(f).cuda().permute(2, 0, 1).contiguous()
+                for j, f in enumerate(fr)
+            ],
+            bx,
+            i,
+        )
+        for fr, bx, i in calls
+    ]
     streamed = [_keypoints(r)[0] for r in pipe.stream(dev)]
     with pipe:
         submitted = [_keypoints(f.result(timeout=300))[0] for f in [pipe.submit(*c) for c in calls]]
@@ -100,8 +109,24 @@ def test_eval_gpu_and_cpu_paths(coco_mini, tmp_path):
     for engine in ("torch", "oracle"):
         for pre in ("gpu", "cpu"):
             out = tmp_path / f"{engine}-{pre}.json"
-            assert main(["eval", "--annotations", str(ann), "--images", str(coco_mini / "images" / "val2017"),
-                         "--engine", engine, "--preprocess", pre, "--json", str(out)]) == 0
+            assert (
+                main(
+                    [
+                        "eval",
+                        "--annotations",
+                        str(ann),
+                        "--images",
+                        str(coco_mini / "images" / "val2017"),
+                        "--engine",
+                        engine,
+                        "--preprocess",
+                        pre,
+                        "--json",
+                        str(out),
+                    ]
+                )
+                == 0
+            )
             res = json.loads(out.read_text())
             assert res["crops_on"].startswith("cuda" if pre == "gpu" else "cpu")
             stats[engine, pre] = res["stats"]["AP"]

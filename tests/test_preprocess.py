@@ -54,8 +54,19 @@ def test_cpu_crop_is_opencv4_fixed_point(frame, udp):
     1/32 px (OpenCV 5's float warpAffine differs by a few grey levels at edges)."""
     c, s = box_to_center_scale(BOXES)
     ours = crop_cpu(frame, c, s, udp=udp, size=SMALL)
-    ref = np.stack([cv2.warpAffine(frame, crop_matrix(ci, si, SMALL, udp=udp), SMALL, flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0) for ci, si in zip(c, s)])
+    ref = np.stack(
+        [
+            cv2.warpAffine(
+                frame,
+                crop_matrix(ci, si, SMALL, udp=udp),
+                SMALL,
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
+            for ci, si in zip(c, s)
+        ]
+    )
     ref = ((ref.astype(np.float32) / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]).transpose(0, 3, 1, 2)
     grey = grey_levels(ours, ref)
     if cv2.__version__.startswith("4."):
@@ -67,8 +78,12 @@ def test_fixed_point_positions_round_like_opencv():
     inv = np.array([[0.5, 0.0, 10.0 + 1 / 64], [0.0, 2.0, -3.0]])
     gx, gy = fixed_point_positions(inv, (4, 3))
     # x = 0.5 * col + 10.015625: 1/32 units, (row + col terms in 1/1024, + 16) >> 5
-    assert gx[0].tolist() == [(10256 + 0 + 16) >> 5, (10256 + 512 + 16) >> 5, (10256 + 1024 + 16) >> 5,
-                              (10256 + 1536 + 16) >> 5]
+    assert gx[0].tolist() == [
+        (10256 + 0 + 16) >> 5,
+        (10256 + 512 + 16) >> 5,
+        (10256 + 1024 + 16) >> 5,
+        (10256 + 1536 + 16) >> 5,
+    ]
     assert gy[:, 0].tolist() == [(-3072 + 16) >> 5, (-1024 + 16) >> 5, (1024 + 16) >> 5]
 
 
@@ -91,8 +106,12 @@ def test_gpu_crop_frames_of_mixed_sizes_and_layouts(device, frame):
     chw = torch.from_numpy(small).permute(2, 0, 1).contiguous().to(device)
     boxes = np.array([[10, 20, 100, 200], [200, 50, 80, 150], [30, 30, 300, 200]], float)
     c, s = box_to_center_scale(boxes)
-    out = crop_gpu([torch.from_numpy(frame).to(device), chw], [0, 1, 1], c, s, size=SMALL,
-                   dtype=torch.float16).float().cpu().numpy()
+    out = (
+        crop_gpu([torch.from_numpy(frame).to(device), chw], [0, 1, 1], c, s, size=SMALL, dtype=torch.float16)
+        .float()
+        .cpu()
+        .numpy()
+    )
     ref = np.concatenate([crop_cpu(frame, c[:1], s[:1], size=SMALL), crop_cpu(small, c[1:], s[1:], size=SMALL)])
     assert grey_levels(out, ref).max() < 0.1  # fp16 rounding of the normalised values only
 
@@ -110,8 +129,10 @@ def test_read_image_errors(tmp_path):
 
 
 def test_box_checks_name_the_index():
-    ok, why = check_boxes_xywh([[0, 0, 10, 10], [0, 0, 0, 10], [500, 0, 10, 10], [0, 0, 1.5e308, 10],
-                                [0, 0, 1e300, 1e300], [np.nan, 0, 1, 1]], (100, 200, 3))
+    ok, why = check_boxes_xywh(
+        [[0, 0, 10, 10], [0, 0, 0, 10], [500, 0, 10, 10], [0, 0, 1.5e308, 10], [0, 0, 1e300, 1e300], [np.nan, 0, 1, 1]],
+        (100, 200, 3),
+    )
     assert ok.tolist() == [True, False, False, False, False, False]
     assert why[0] == "" and why[1].startswith("box 1") and "outside" in why[2]
     assert "times the 200x100 frame" in why[3] and "times" in why[4] and "non-finite" in why[5]

@@ -61,12 +61,18 @@ def test_broken_import_is_listed_and_others_work(site):
 
 
 def test_hook_that_raises_is_isolated(site):
-    make_dist(site, "raising-dist", "raising", "raising_mod", """
+    make_dist(
+        site,
+        "raising-dist",
+        "raising",
+        "raising_mod",
+        """
         import posefw
         @posefw.hookimpl
         def posefw_register_decoders():
             raise RuntimeError("registration exploded")
-    """)
+    """,
+    )
     reg = Registry()
     with pytest.warns(RuntimeWarning, match="registration exploded"):
         infos = {i.name: i for i in reg.backends("decoder")}
@@ -135,9 +141,24 @@ def test_decoder_without_name_is_broken_not_fatal():
 
 def test_example_plugin_installs_and_is_found(tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True)
-    code = ("import posefw, json; print(json.dumps({i.name: [i.status, i.provider] for i in posefw.available_decoders()}))")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+    )
+    code = (
+        "import posefw, json; print(json.dumps({i.name: [i.status, i.provider] for i in posefw.available_decoders()}))"
+    )
     import os
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(target), os.environ.get("PYTHONPATH", "")) if p)}
@@ -146,8 +167,13 @@ def test_example_plugin_installs_and_is_found(tmp_path):
     assert found["example-argmax"] == ["available", "posefw-example-decoder"]
     assert found["numpy-cpu"][0] == "available"
     # The plugin's own test suite, with posefw's conformance suite through the pytest plugin.
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::RuntimeWarning"],
-                         cwd=EXAMPLE, env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::RuntimeWarning"],
+        cwd=EXAMPLE,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "posefw-conformance" in run.stdout or " passed" in run.stdout
 
@@ -165,7 +191,12 @@ def test_a_third_party_numpy_cpu_does_not_break_the_builtin(site):
 def test_decoders_without_decode_are_broken_and_bad_results_are_named(site, tmp_path, capsys):
     import numpy as np
 
-    make_dist(site, "odd-dist", "odd", "odd_mod", """
+    make_dist(
+        site,
+        "odd-dist",
+        "odd",
+        "odd_mod",
+        """
         import posefw
         from posefw.decoder import Decoder
 
@@ -185,7 +216,8 @@ def test_decoders_without_decode_are_broken_and_bad_results_are_named(site, tmp_
         @posefw.hookimpl
         def posefw_register_decoders():
             return [NoDecode, ReturnsNone, ReturnsTuple]
-    """)
+    """,
+    )
     reg = Registry()
     infos = {i.name: i for i in reg.backends("decoder")}
     assert infos["no-decode"].status == "broken" and "does not implement decode()" in infos["no-decode"].reason
@@ -195,8 +227,12 @@ def test_decoders_without_decode_are_broken_and_bad_results_are_named(site, tmp_
     try:
         np.save(tmp_path / "h.npy", np.zeros((1, 17, 64, 48), np.float32))
         for name, got in (("returns-none", "NoneType"), ("returns-tuple", "tuple")):
-            assert posefw.cli.main(["decode", "--decoder", name, str(tmp_path / "h.npy"), "--out",
-                                    str(tmp_path / "o.json")]) == 2
+            assert (
+                posefw.cli.main(
+                    ["decode", "--decoder", name, str(tmp_path / "h.npy"), "--out", str(tmp_path / "o.json")]
+                )
+                == 2
+            )
             err = capsys.readouterr().err
             assert f"decoder {name!r}: decode() must return posefw.DecodeResult" in err and got in err
     finally:
@@ -210,6 +246,8 @@ def test_listing_one_decoder_probes_only_it(monkeypatch):
     for group in reg._collect()["decoder"].values():
         for info in group:
             real = info.cls.available
-            monkeypatch.setattr(info.cls, "available", classmethod(lambda c, r=real, n=info.name: probed.append(n) or r()))
+            monkeypatch.setattr(
+                info.cls, "available", classmethod(lambda c, r=real, n=info.name: probed.append(n) or r())
+            )
     reg.create("decoder", "numpy-cpu")
     assert probed == ["numpy-cpu"]

@@ -110,12 +110,20 @@ def config_from_state_dict(sd: dict[str, torch.Tensor], heads: int | None = None
     fc1 = sd.get("backbone.blocks.0.mlp.fc1.weight")
     ratio = fc1.shape[0] / dim if fc1 is not None else 4.0
     chans = int(sd["keypoint_head.deconv_layers.0.weight"].shape[1]) if classic else 256
-    return ViTPoseConfig(dim=dim, depth=depth, heads=heads, mlp_ratio=ratio, num_keypoints=int(final.shape[0]),
-                         head="classic" if classic else "simple", deconv_channels=chans)
+    return ViTPoseConfig(
+        dim=dim,
+        depth=depth,
+        heads=heads,
+        mlp_ratio=ratio,
+        num_keypoints=int(final.shape[0]),
+        head="classic" if classic else "simple",
+        deconv_channels=chans,
+    )
 
 
-def load_vitpose(path: str | Path, config: ViTPoseConfig | None = None, strict: bool = True,
-                 heads: int | None = None) -> ViTPose:
+def load_vitpose(
+    path: str | Path, config: ViTPoseConfig | None = None, strict: bool = True, heads: int | None = None
+) -> ViTPose:
     """Build a ViTPose from a local checkpoint (either layout); strict by default."""
     sd = read_state_dict(path)
     if is_huggingface(sd):
@@ -124,14 +132,19 @@ def load_vitpose(path: str | Path, config: ViTPoseConfig | None = None, strict: 
     cfg = config or config_from_state_dict(sd, heads)
     model = ViTPose(cfg)
     expected = model.state_dict()
-    wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-             for k, v in sd.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    wrong = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+        for k, v in sd.items()
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
+    ]
     if wrong:
         raise CheckpointError(f"checkpoint {path}: wrong shapes: " + "; ".join(wrong[:20]))
     missing = sorted(set(expected) - set(sd))
     unexpected = sorted(set(sd) - set(expected))
     if strict and (missing or unexpected):
-        raise CheckpointError(f"checkpoint {path}: missing keys {missing[:20]}{' ...' if len(missing) > 20 else ''}; "
-                              f"unexpected keys {unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}")
+        raise CheckpointError(
+            f"checkpoint {path}: missing keys {missing[:20]}{' ...' if len(missing) > 20 else ''}; "
+            f"unexpected keys {unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}"
+        )
     model.load_state_dict(sd, strict=strict)
     return model.eval()

@@ -38,9 +38,29 @@ def _kernel(interpret: bool):
     import triton.language as tl
 
     @triton.jit
-    def bn_relu_conv1x1(x_ptr, gamma_ptr, beta_ptr, mean_ptr, var_ptr, w_ptr, b_ptr, out_ptr,
-                        P, K, eps, sxn, sxc, sxp, son, sok, C: tl.constexpr,
-                        BK: tl.constexpr, BC: tl.constexpr, BP: tl.constexpr, IEEE: tl.constexpr):
+    def bn_relu_conv1x1(
+        x_ptr,
+        gamma_ptr,
+        beta_ptr,
+        mean_ptr,
+        var_ptr,
+        w_ptr,
+        b_ptr,
+        out_ptr,
+        P,
+        K,
+        eps,
+        sxn,
+        sxc,
+        sxp,
+        son,
+        sok,
+        C: tl.constexpr,
+        BK: tl.constexpr,
+        BC: tl.constexpr,
+        BP: tl.constexpr,
+        IEEE: tl.constexpr,
+    ):
         # C is a compile-time constant (256 in ViTPose): the channel loop unrolls, and Triton 3.6's
         # interpreter cannot range over a run-time integer under NumPy 2.4.
         n = tl.program_id(1).to(tl.int64)
@@ -54,10 +74,14 @@ def _kernel(interpret: bool):
             c = c0 + tl.arange(0, BC)
             cm = c < C
             scale = tl.load(gamma_ptr + c, mask=cm, other=0.0).to(tl.float32) * tl.rsqrt(
-                tl.load(var_ptr + c, mask=cm, other=1.0).to(tl.float32) + eps)
+                tl.load(var_ptr + c, mask=cm, other=1.0).to(tl.float32) + eps
+            )
             shift = tl.load(beta_ptr + c, mask=cm, other=0.0).to(tl.float32) - scale * tl.load(
-                mean_ptr + c, mask=cm, other=0.0).to(tl.float32)
-            x = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=cm[:, None] & pm[None, :], other=0.0)
+                mean_ptr + c, mask=cm, other=0.0
+            ).to(tl.float32)
+            x = tl.load(
+                x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=cm[:, None] & pm[None, :], other=0.0
+            )
             w = tl.load(w_ptr + k[:, None] * C + c[None, :], mask=km[:, None] & cm[None, :], other=0.0)
             a = tl.maximum(x.to(tl.float32) * scale[:, None] + shift[:, None], 0.0).to(w.dtype)
             if IEEE:  # fp32 weights: no TF32 rounding
@@ -75,7 +99,9 @@ def _pixel_stride(x: torch.Tensor) -> torch.Tensor:
     return x if x.stride(2) == x.shape[3] * x.stride(3) else x.contiguous()
 
 
-def launch(x: torch.Tensor, bn: tuple[torch.Tensor, ...], eps: float, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def launch(
+    x: torch.Tensor, bn: tuple[torch.Tensor, ...], eps: float, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
     """fp32 ``conv1x1(relu(batchnorm(x)))`` by the Triton kernel. bn = (gamma, beta, running mean, running var)."""
     x = _pixel_stride(x)
     n, c, h, w = x.shape
@@ -88,13 +114,31 @@ def launch(x: torch.Tensor, bn: tuple[torch.Tensor, ...], eps: float, weight: to
     on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
     with on_device:
         _kernel(os.environ.get("TRITON_INTERPRET") == "1")[grid](
-            x, *bn, weight.reshape(k, c).contiguous(), bias, out, h * w, k, float(eps),
-            x.stride(0), x.stride(1), x.stride(3), out.stride(0), out.stride(1), C=c,
-            BK=BLOCK_K, BC=BLOCK_C, BP=BLOCK_P, IEEE=weight.dtype == torch.float32)
+            x,
+            *bn,
+            weight.reshape(k, c).contiguous(),
+            bias,
+            out,
+            h * w,
+            k,
+            float(eps),
+            x.stride(0),
+            x.stride(1),
+            x.stride(3),
+            out.stride(0),
+            out.stride(1),
+            C=c,
+            BK=BLOCK_K,
+            BC=BLOCK_C,
+            BP=BLOCK_P,
+            IEEE=weight.dtype == torch.float32,
+        )
     return out
 
 
-def reference(x: torch.Tensor, bn: tuple[torch.Tensor, ...], eps: float, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def reference(
+    x: torch.Tensor, bn: tuple[torch.Tensor, ...], eps: float, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
     """The same function in torch ops (the unfused head), in fp32."""
     gamma, beta, mean, var = bn
     y = torch.relu(torch.nn.functional.batch_norm(x, mean, var, gamma, beta, False, 0.0, eps))
@@ -102,8 +146,16 @@ def reference(x: torch.Tensor, bn: tuple[torch.Tensor, ...], eps: float, weight:
 
 
 @torch.library.custom_op("posefw::bn_relu_conv1x1", mutates_args=())
-def bn_relu_conv1x1(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
-                    eps: float, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def bn_relu_conv1x1(
+    x: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    eps: float,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+) -> torch.Tensor:
     """fp32 heatmaps from the head's last deconvolution output: one Triton kernel on CUDA, torch ops elsewhere."""
     bn = (gamma, beta, mean, var)
     return launch(x, bn, eps, weight, bias) if x.is_cuda else reference(x, bn, eps, weight, bias)

@@ -59,7 +59,9 @@ class PatchEmbed(nn.Module):
         gh, gw = (h + 2 * pad - p) // p + 1, (w + 2 * pad - p) // p + 1
         x = F.pad(x, (pad, pad, pad, pad))[:, :, : gh * p, : gw * p]
         x = x.reshape(n, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(n, gh * gw, c * p * p)
-        return torch.addmm(self.proj.bias, x.reshape(-1, c * p * p), self.proj.weight.flatten(1).t()).reshape(n, gh * gw, -1)
+        return torch.addmm(self.proj.bias, x.reshape(-1, c * p * p), self.proj.weight.flatten(1).t()).reshape(
+            n, gh * gw, -1
+        )
 
 
 class Attention(nn.Module):
@@ -141,8 +143,12 @@ class ClassicHead(nn.Module):
         super().__init__()
         c = cfg.deconv_channels
         self.deconv_layers = nn.Sequential(
-            nn.ConvTranspose2d(cfg.dim, c, 4, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(c, c, 4, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(cfg.dim, c, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(c),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(c, c, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(c),
+            nn.ReLU(inplace=True),
         )
         self.final_layer = nn.Conv2d(c, cfg.num_keypoints, 1)
         self.fused_tail = False  # last BatchNorm + ReLU + 1x1 conv in one Triton kernel (ViTPose.fuse_head)
@@ -151,7 +157,9 @@ class ClassicHead(nn.Module):
         if self.fused_tail:
             bn, final = self.deconv_layers[4], self.final_layer
             x = self.deconv_layers[:4](x)
-            return bn_relu_conv1x1(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps, final.weight, final.bias)
+            return bn_relu_conv1x1(
+                x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps, final.weight, final.bias
+            )
         x = self.deconv_layers(x)
         # The 1x1 conv to K=17 channels as (K, C) @ (C, H*W) per image, straight into NCHW:
         # cuDNN runs a 17-channel output in a slow generic kernel.
@@ -215,9 +223,12 @@ class ViTPose(nn.Module):
             # measured 8% slower attention, the kernel then loading block indices per tile.
             tokens = self.backbone.grid[0] * self.backbone.grid[1]
             device = self.backbone.pos_embed.device
-            mask = BlockMask.from_kv_blocks(torch.ones(1, 1, 1, dtype=torch.int32, device=device),
-                                            torch.zeros(1, 1, 1, 1, dtype=torch.int32, device=device),
-                                            BLOCK_SIZE=-(-tokens // 128) * 128, seq_lengths=(tokens, tokens))
+            mask = BlockMask.from_kv_blocks(
+                torch.ones(1, 1, 1, dtype=torch.int32, device=device),
+                torch.zeros(1, 1, 1, 1, dtype=torch.int32, device=device),
+                BLOCK_SIZE=-(-tokens // 128) * 128,
+                seq_lengths=(tokens, tokens),
+            )
         for m in self.modules():
             if isinstance(m, Attention):
                 m.flex_block, m.block_mask = block, mask

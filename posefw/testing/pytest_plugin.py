@@ -14,12 +14,26 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("posefw", "posefw decoder conformance")
-    group.addoption("--posefw-decoder", action="append", default=[], metavar="NAME",
-                    help="run posefw's conformance suite on this registered decoder (repeatable)")
-    group.addoption("--posefw-algorithm", action="append", default=[], metavar="ALG",
-                    help="restrict to these algorithms (default: all the decoder supports)")
-    group.addoption("--posefw-input", default="numpy", choices=("numpy", "torch", "torch-cuda", "cupy"),
-                    help="array type fed to the decoder")
+    group.addoption(
+        "--posefw-decoder",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run posefw's conformance suite on this registered decoder (repeatable)",
+    )
+    group.addoption(
+        "--posefw-algorithm",
+        action="append",
+        default=[],
+        metavar="ALG",
+        help="restrict to these algorithms (default: all the decoder supports)",
+    )
+    group.addoption(
+        "--posefw-input",
+        default="numpy",
+        choices=("numpy", "torch", "torch-cuda", "cupy"),
+        help="array type fed to the decoder",
+    )
     group.addoption("--posefw-seed", type=int, default=0)
 
 
@@ -49,8 +63,10 @@ class ConformanceItem(pytest.Item):
             if bad:
                 lines = [f"{r.case} [{r.check}]: {r.message}" for r in bad]
                 for r in bad[:5]:
-                    lines += [f"    seed={f.seed} n={f.batch_index} k={f.keypoint_index} expected={f.expected} got={f.got}"
-                              for f in r.failures[:3]]
+                    lines += [
+                        f"    seed={f.seed} n={f.batch_index} k={f.keypoint_index} expected={f.expected} got={f.got}"
+                        for f in r.failures[:3]
+                    ]
                 raise ConformanceFailure("\n".join(lines))
         else:
             from posefw.data import coco_mini_annotations
@@ -60,8 +76,10 @@ class ConformanceItem(pytest.Item):
                 pytest.skip(f"COCO mini annotations not found at {ann} (set POSEFW_DATA)")
             rep = coco_parity.run(make, self.algorithm, ann, seed=opt("posefw_seed"), to_input=conv)
             if not rep["passed"]:
-                raise ConformanceFailure(f"COCO AP parity failed: reference {rep['reference']}, "
-                                         f"candidate {rep['candidate']}, delta {rep['delta']}")
+                raise ConformanceFailure(
+                    f"COCO AP parity failed: reference {rep['reference']}, "
+                    f"candidate {rep['candidate']}, delta {rep['delta']}"
+                )
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, ConformanceFailure):
@@ -87,5 +105,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         algos = config.getoption("posefw_algorithm") or list(cls.algorithms)
         for alg in algos:
             for kind in ("numeric", "coco"):
-                items.append(ConformanceItem.from_parent(
-                    session, name=f"posefw-conformance[{name}-{alg}-{kind}]", decoder=name, algorithm=alg, kind=kind))
+                items.append(
+                    ConformanceItem.from_parent(
+                        session, name=f"posefw-conformance[{name}-{alg}-{kind}]", decoder=name, algorithm=alg, kind=kind
+                    )
+                )

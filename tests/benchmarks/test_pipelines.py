@@ -11,14 +11,16 @@ def test_measure_group_interleaves_rounds_and_isolates_failures():
     def timed(name):
         def fn(i):
             calls.append(name)
+
         return fn
 
     def broken(i):
         calls.append("bad")
         raise RuntimeError("kernel failed")
 
-    out = measure_group({"a": timed("a"), "bad": broken, "c": timed("c")}, batch=4, iters=6, warmup=1,
-                        cuda=False, rounds=3)
+    out = measure_group(
+        {"a": timed("a"), "bad": broken, "c": timed("c")}, batch=4, iters=6, warmup=1, cuda=False, rounds=3
+    )
     assert isinstance(out["bad"], RuntimeError) and calls.count("bad") == 1  # not retried, others ran on
     for name in ("a", "c"):
         assert out[name]["n"] == 6 and out[name]["qps"] > 0

@@ -150,7 +150,8 @@ def test_broken_decoder_is_caught(cls, algos, check, words):
     assert failed, f"{cls.__name__} passed conformance"
     hits = [r for r in failed if r.check == check and words in r.message]
     assert hits, f"{cls.__name__}: no {check!r} failure mentioning {words!r}; got " + "; ".join(
-        f"{r.case}/{r.check}: {r.message[:160]}" for r in failed[:6])
+        f"{r.case}/{r.check}: {r.message[:160]}" for r in failed[:6]
+    )
     # every failure is reproducible from the report
     listed = [f for r in failed for f in r.failures]
     if check not in ("shape", "no-mutation", "thread-safety"):

@@ -30,7 +30,9 @@ def test_onnxruntime_matches_torch_fp32(tmp_path):
 def test_a_wrong_engine_fails():
     ref = posefw.create_engine("torch", model=random_vitpose("b", seed=0, **SMALL), device="cpu")
     other = posefw.create_engine("torch", model=random_vitpose("b", seed=1, **SMALL), device="cpu")
-    rep = engine_parity.run(other, ref, batch=np.random.default_rng(0).standard_normal((4, 3, 256, 192)).astype(np.float32))
+    rep = engine_parity.run(
+        other, ref, batch=np.random.default_rng(0).standard_normal((4, 3, 256, 192)).astype(np.float32)
+    )
     assert not rep["passed"] and not rep["polygraphy_passed"]
 
 

@@ -37,7 +37,9 @@ def test_torch_engine_cpu_batch_and_errors():
 
 def test_torch_engine_bf16_close_to_fp32():
     model = random_vitpose("b", **SMALL)
-    ref = posefw.create_engine("torch", model=model, device="cpu").infer(torch.randn(2, 3, 256, 192, generator=torch.Generator().manual_seed(0)))
+    ref = posefw.create_engine("torch", model=model, device="cpu").infer(
+        torch.randn(2, 3, 256, 192, generator=torch.Generator().manual_seed(0))
+    )
     eng = posefw.create_engine("torch", model=random_vitpose("b", **SMALL), device="cpu", precision="bf16")
     got = eng.infer(torch.randn(2, 3, 256, 192, generator=torch.Generator().manual_seed(0)))
     assert got.dtype == torch.float32 and (got - ref).abs().max() < 0.1 * ref.abs().max()
@@ -97,7 +99,10 @@ def test_torch_engine_fuse_gelu_option():
         assert not any(b.mlp.fused_gelu for b in model.backbone.blocks)
     if torch.cuda.is_available():
         assert TorchEngine(model=random_vitpose("b", **SMALL), precision="fp16", device="cuda").fuse_gelu is True
-        assert TorchEngine(model=random_vitpose("b", **SMALL), precision="fp16", device="cuda", fuse_gelu=False).fuse_gelu is False
+        assert (
+            TorchEngine(model=random_vitpose("b", **SMALL), precision="fp16", device="cuda", fuse_gelu=False).fuse_gelu
+            is False
+        )
 
 
 def test_torch_engine_fuse_head_option():
@@ -109,7 +114,9 @@ def test_torch_engine_fuse_head_option():
         posefw.create_engine("torch", model=model, device="cpu", fuse_head=True)
     if torch.cuda.is_available():
         with pytest.raises(ValueError, match="fuse_head: needs posefw's ViTPose module with the classic head"):
-            posefw.create_engine("torch", model=random_vitpose("b", **SMALL, head="simple"), device="cuda", fuse_head=True)
+            posefw.create_engine(
+                "torch", model=random_vitpose("b", **SMALL, head="simple"), device="cuda", fuse_head=True
+            )
         from posefw.models.head_kernel import triton_unavailable
 
         assert posefw.create_engine("torch", model=model, device="cuda").fuse_head is (triton_unavailable() is None)
@@ -182,7 +189,9 @@ def test_torch_engine_compiled_flex_attention_matches_sdpa():
     x = torch.randn(3, 3, 256, 192, generator=torch.Generator().manual_seed(4)).cuda()
     sdpa = posefw.create_engine("torch", model=model, device="cuda", precision="fp16", compile=True, attention="sdpa")
     ref = sdpa.infer(x)
-    flex = posefw.create_engine("torch", model=random_vitpose("b", **SMALL), device="cuda", precision="fp16", compile=True)
+    flex = posefw.create_engine(
+        "torch", model=random_vitpose("b", **SMALL), device="cuda", precision="fp16", compile=True
+    )
     assert flex.attention == "flex"
     got = flex.infer(x)
     assert (got - ref).abs().max() <= 1e-2 * ref.abs().max()

@@ -23,18 +23,45 @@ import pytest
 ENGINE = Path(__file__).resolve().parents[2] / "engines" / "tensorrt_engine.py"
 VERSIONS = ("10.0.1", "10.16.1.11", "11.4.0.106")
 REMOVED_IN_11 = ("OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS")
-WEAK_TYPING = ("BuilderFlag", "FP16", "OBEY_PRECISION", "PREFER_PRECISION", "precision_constraints",
-               "set_output_type", "precision = trt.", "DIRECT_IO", "keep_norms_fp32")
+WEAK_TYPING = (
+    "BuilderFlag",
+    "FP16",
+    "OBEY_PRECISION",
+    "PREFER_PRECISION",
+    "precision_constraints",
+    "set_output_type",
+    "precision = trt.",
+    "DIRECT_IO",
+    "keep_norms_fp32",
+)
 
 
 def _wheel(version: str, folder: Path) -> Path:
     found = sorted(folder.glob(f"tensorrt_cu12_bindings-{version}-*.whl"))
     if found:
         return found[0]
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-           "--python-version", "3.11", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64",
-           "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
-           f"tensorrt-cu12-bindings=={version}", "-d", str(folder)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--platform",
+        "manylinux_2_17_x86_64",
+        "--platform",
+        "manylinux2014_x86_64",
+        f"tensorrt-cu12-bindings=={version}",
+        "-d",
+        str(folder),
+    ]
     try:
         subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     except (subprocess.SubprocessError, OSError) as exc:
@@ -55,8 +82,9 @@ def bindings() -> dict[str, tuple[bytes, set[str]]]:
             so = z.read("tensorrt_bindings/tensorrt.so")
             init = ast.parse(z.read("tensorrt_bindings/__init__.py").decode())
         defined = {n.name for n in ast.walk(init) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-        defined |= {t.id for n in ast.walk(init) if isinstance(n, ast.Assign) for t in n.targets
-                    if isinstance(t, ast.Name)}
+        defined |= {
+            t.id for n in ast.walk(init) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+        }
         out[v] = (so, defined)
     return out
 
@@ -92,7 +120,8 @@ def test_engine_declares_every_method_it_calls_on_tensorrt_objects():
         if isinstance(node, ast.Attribute):
             owner = node.value
             if (isinstance(owner, ast.Name) and owner.id in ("ctx", "engine")) or (
-                    isinstance(owner, ast.Attribute) and owner.attr in ("engine", "contexts")):
+                isinstance(owner, ast.Attribute) and owner.attr in ("engine", "contexts")
+            ):
                 called.add(node.attr)
     called -= {"engine", "contexts"}
     assert called <= set(TRT_METHODS), sorted(called - set(TRT_METHODS))

@@ -16,8 +16,12 @@ SMALL = dict(dim=64, depth=2, heads=4, deconv_channels=96)
 
 def tail_inputs(c: int, k: int, dtype, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    bn = (torch.rand(c, generator=g) + 0.5, torch.randn(c, generator=g), 0.1 * torch.randn(c, generator=g),
-          torch.rand(c, generator=g) + 0.5)
+    bn = (
+        torch.rand(c, generator=g) + 0.5,
+        torch.randn(c, generator=g),
+        0.1 * torch.randn(c, generator=g),
+        torch.rand(c, generator=g) + 0.5,
+    )
     w = 0.05 * torch.randn(k, c, 1, 1, generator=g)
     b = torch.randn(k, generator=g)
     return tuple(t.to(dtype) for t in bn), w.to(dtype), b.to(dtype)

@@ -67,16 +67,23 @@ def to_hf(sd):
                 for name, part in zip(("query", "key", "value"), v.chunk(3, 0)):
                     out[f"{base}attention.attention.{name}.{kind}"] = part
                 continue
-            rest = (rest.replace("norm1.", "layernorm_before.").replace("norm2.", "layernorm_after.")
-                    .replace("attn.proj.", "attention.output.dense."))
+            rest = (
+                rest.replace("norm1.", "layernorm_before.")
+                .replace("norm2.", "layernorm_after.")
+                .replace("attn.proj.", "attention.output.dense.")
+            )
             out[base + rest] = v
             continue
-        k = (k.replace("backbone.patch_embed.proj.", "backbone.embeddings.patch_embeddings.projection.")
-             .replace("backbone.pos_embed", "backbone.embeddings.position_embeddings")
-             .replace("backbone.last_norm.", "backbone.layernorm.")
-             .replace("keypoint_head.deconv_layers.0.", "head.deconv1.").replace("keypoint_head.deconv_layers.1.", "head.batchnorm1.")
-             .replace("keypoint_head.deconv_layers.3.", "head.deconv2.").replace("keypoint_head.deconv_layers.4.", "head.batchnorm2.")
-             .replace("keypoint_head.final_layer.", "head.conv."))
+        k = (
+            k.replace("backbone.patch_embed.proj.", "backbone.embeddings.patch_embeddings.projection.")
+            .replace("backbone.pos_embed", "backbone.embeddings.position_embeddings")
+            .replace("backbone.last_norm.", "backbone.layernorm.")
+            .replace("keypoint_head.deconv_layers.0.", "head.deconv1.")
+            .replace("keypoint_head.deconv_layers.1.", "head.batchnorm1.")
+            .replace("keypoint_head.deconv_layers.3.", "head.deconv2.")
+            .replace("keypoint_head.deconv_layers.4.", "head.batchnorm2.")
+            .replace("keypoint_head.final_layer.", "head.conv.")
+        )
         out[k] = v
     return out
 
@@ -107,7 +114,10 @@ def test_strict_loading_lists_keys_and_shapes(tmp_path):
     del bad["backbone.last_norm.weight"]
     bad["keypoint_head.extra.weight"] = torch.zeros(1)
     torch.save(bad, tmp_path / "bad.pth")
-    with pytest.raises(CheckpointError, match=r"missing keys \['backbone.last_norm.weight'\].*unexpected keys \['keypoint_head.extra.weight'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"missing keys \['backbone.last_norm.weight'\].*unexpected keys \['keypoint_head.extra.weight'\]",
+    ):
         load_vitpose(tmp_path / "bad.pth", heads=4)
     wrong = dict(sd)
     wrong["backbone.blocks.0.mlp.fc2.bias"] = torch.zeros(65)
@@ -126,17 +136,29 @@ def test_unknown_width_needs_heads(tmp_path):
 
 def test_hf_missing_qkv_part_is_an_error():
     with pytest.raises(CheckpointError, match="lacks"):
-        from_huggingface({"backbone.embeddings.position_embeddings": torch.zeros(1),
-                          "backbone.encoder.layer.0.attention.attention.query.weight": torch.zeros(1)})
+        from_huggingface(
+            {
+                "backbone.embeddings.position_embeddings": torch.zeros(1),
+                "backbone.encoder.layer.0.attention.attention.query.weight": torch.zeros(1),
+            }
+        )
 
 
 def test_same_heatmaps_as_transformers():
     tf = pytest.importorskip("transformers")
     if not hasattr(tf, "VitPoseForPoseEstimation"):
         pytest.skip("this transformers has no VitPose")
-    bcfg = tf.VitPoseBackboneConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
-                                    layer_norm_eps=1e-6, image_size=[256, 192], patch_size=[16, 16], out_indices=[2],
-                                    qkv_bias=True)
+    bcfg = tf.VitPoseBackboneConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=256,
+        layer_norm_eps=1e-6,
+        image_size=[256, 192],
+        patch_size=[16, 16],
+        out_indices=[2],
+        qkv_bias=True,
+    )
     cfg = tf.VitPoseConfig(backbone_config=bcfg, use_simple_decoder=False, num_labels=17)
     torch.manual_seed(0)
     hf = tf.VitPoseForPoseEstimation(cfg).eval()

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import pytest
 from posefw.plugins.cuda_arrays import DeviceView, stream_device, stream_pointer
 
-VIEW_ON_1 = DeviceView(ptr=1, shape=(1, 17, 64, 48), strides=(52224, 3072, 48, 1), dtype="float32", device=1,
-                       framework="torch")
+VIEW_ON_1 = DeviceView(
+    ptr=1, shape=(1, 17, 64, 48), strides=(52224, 3072, 48, 1), dtype="float32", device=1, framework="torch"
+)
 
 
 def torch_like(index, handle):

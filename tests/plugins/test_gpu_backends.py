@@ -29,13 +29,28 @@ def _failures(results):
 
 def test_torch_full_conforms_on_cpu():
     torch = pytest.importorskip("torch")
-    res = numeric.run(lambda **kw: posefw.create_decoder("torch-full", **kw), ALGOS,
-                      to_input=lambda a: torch.from_numpy(np.ascontiguousarray(a)))
+    res = numeric.run(
+        lambda **kw: posefw.create_decoder("torch-full", **kw),
+        ALGOS,
+        to_input=lambda a: torch.from_numpy(np.ascontiguousarray(a)),
+    )
     assert not _failures(res)
 
 
-SIM_FAMILIES = ["ties-and-plateaus", "peaks-on-borders-and-corners", "degenerate-values", "floor-straddle",
-                "non-finite", "float16-extremes", "size-1x1", "size-3x3", "size-17x13", "k-1", "batch-0", "non-contiguous"]
+SIM_FAMILIES = [
+    "ties-and-plateaus",
+    "peaks-on-borders-and-corners",
+    "degenerate-values",
+    "floor-straddle",
+    "non-finite",
+    "float16-extremes",
+    "size-1x1",
+    "size-3x3",
+    "size-17x13",
+    "k-1",
+    "batch-0",
+    "non-contiguous",
+]
 
 
 STRIDED_FAMILIES = ["ties-and-plateaus", "peaks-on-borders-and-corners", "floor-straddle", "non-contiguous"]
@@ -49,13 +64,17 @@ def test_numba_full_conforms_under_simulator():
     pytest.importorskip("numba")
     code = (
         "import json, posefw; from posefw.conformance import numeric\n"
-        f"res = numeric.run(lambda **kw: posefw.create_decoder('numba-full', **kw), {ALGOS!r}, families=set({SIM_FAMILIES!r}))\n"
+        f"res = numeric.run(lambda **kw: posefw.create_decoder('numba-full', **kw), {ALGOS!r}, "
+        f"families=set({SIM_FAMILIES!r}))\n"
         f"res += numeric.run(lambda **kw: posefw.create_decoder('numba-full', flat=False, **kw), {ALGOS!r}, "
         f"families=set({STRIDED_FAMILIES!r}))\n"
-        "print(json.dumps([f'{r.case}/{r.algorithm}/{r.check}: {r.message}' for r in res if not r.passed] + [len(res)]))"
+        "bad = [f'{r.case}/{r.algorithm}/{r.check}: {r.message}' for r in res if not r.passed]\n"
+        "print(json.dumps(bad + [len(res)]))"
     )
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    run = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True, timeout=1800)
+    run = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True, timeout=1800
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     failures, checked = out[:-1], out[-1]

@@ -103,8 +103,9 @@ def test_torch_engine_on_second_gpu(graph):
     x = torch.randn(64, 3, 256, 192, generator=torch.Generator().manual_seed(6))
     out = {}
     for dev in ("cuda:0", "cuda:1"):
-        eng = posefw.create_engine("torch", model=random_vitpose("b", **small), device=dev, precision="fp16",
-                                   compile=True, cuda_graph=graph)
+        eng = posefw.create_engine(
+            "torch", model=random_vitpose("b", **small), device=dev, precision="fp16", compile=True, cuda_graph=graph
+        )
         assert eng.fuse_head and eng.attention == "flex" and eng.streams == (2 if graph else 1)
         assert torch.cuda.current_device() == 0
         out[dev] = eng.infer(x.to(dev)).clone()

@@ -8,8 +8,7 @@ from posefw.conformance.cases import cases, gaussian_maps, well_conditioned
 from posefw.conformance.mmpose_port import keypoints_from_heatmaps
 
 import posefw
-from posefw.dark import blur_window
-from posefw.dark import gaussian_kernel1d, reflect101
+from posefw.dark import blur_window, gaussian_kernel1d, reflect101
 
 cv2 = pytest.importorskip("cv2")
 ALGOS = ("dark-udp", "dark", "argmax")

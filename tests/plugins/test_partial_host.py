@@ -37,10 +37,10 @@ def _parts(seed: int, n: int, k: int) -> np.ndarray:
     p[:, 8] = -rng.uniform(0.01, 3, m)
     p[:, 7] = rng.normal(0, 0.5, m)
     kind = rng.integers(0, 6, m)
-    p[kind == 0, 4:9] = 0.0                                   # singular: keeps the argmax
+    p[kind == 0, 4:9] = 0.0  # singular: keeps the argmax
     p[kind == 1, 7] = np.sqrt(p[kind == 1, 6] * p[kind == 1, 8])  # det ~ 0 in float32
-    p[kind == 2, 4] = np.float32(3e38)                        # a huge step: non-finite offset
-    p[kind == 3, 5] = 0.0                                     # argmax: no shift in y
+    p[kind == 2, 4] = np.float32(3e38)  # a huge step: non-finite offset
+    p[kind == 3, 5] = 0.0  # argmax: no shift in y
     return p
 
 
