@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import posefw
-from posefw.cli import parse_options
 from posefw.data import coco_mini_annotations
 from posefw.decoder import ALGORITHMS
+from posefw.files import parse_options
 from posefw.outputs import write_json
 
 

@@ -41,7 +41,7 @@ def smem_blur_mode(algorithm: str, h: int, w: int) -> int:
     (4*h*w bytes at launch), 0 = all from global memory (maps too large, or not classic DARK).
 
     Staging the whole map in shared memory as well was measured and gained nothing
-    (``python -m posefw.benchmarks.dark_rescale_modes``, docs/results/benchmarks-history.md).
+    (``python experiments/dark_rescale_modes.py``, docs/results/benchmarks-history.md).
     """
     return int(algorithm == "dark" and 4 * h * w <= SMEM_BLUR_BYTES)
 

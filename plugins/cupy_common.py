@@ -48,7 +48,7 @@ def sm_count(device: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _external_stream(ptr: int, device: int):
+def external_stream(ptr: int, device: int):
     import cupy
 
     return cupy.cuda.ExternalStream(ptr, device) if ptr else cupy.cuda.Stream.null
@@ -125,7 +125,7 @@ class Launch:
                 (self.n * self.k,),
                 (threads,),
                 args,
-                stream=_external_stream(self.stream_ptr, self.view.device),
+                stream=external_stream(self.stream_ptr, self.view.device),
                 shared_mem=4 * self.h * self.w if smem else 0,
             )
 

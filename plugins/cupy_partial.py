@@ -90,9 +90,9 @@ def _contiguous_float(arr: Any, view: DeviceView, stream_ptr: int, keep: list[An
         return view
     import cupy
 
-    from .cupy_common import _external_stream
+    from .cupy_common import external_stream
 
-    with cupy.cuda.Device(view.device), _external_stream(stream_ptr, view.device):
+    with cupy.cuda.Device(view.device), external_stream(stream_ptr, view.device):
         keep.append(cupy.ascontiguousarray(cupy.asarray(arr), dtype=cupy.float64))
     return device_view(keep[-1])
 

@@ -12,8 +12,8 @@ import platform
 import time
 from typing import Any
 
-from posefw.cli import parse_options
 from posefw.config import Config, load_config
+from posefw.files import parse_options
 from posefw.outputs import atomic_path, check_target, write_json
 
 

@@ -159,7 +159,7 @@ def image_id(path: str | Path) -> int:
 
 def _read_boxes(path: str, image: str | None = None, min_score: float = 0.0) -> np.ndarray:
     """[x, y, w, h] boxes; COCO detections are filtered to the image's id (its file stem) and score."""
-    from posefw.cli import load_json
+    from posefw.files import load_json
 
     data = load_json(path, "--boxes")
     if not isinstance(data, list):
@@ -186,7 +186,7 @@ def _read_boxes(path: str, image: str | None = None, min_score: float = 0.0) -> 
 def read_detections(path: str, threshold: float, skipped: list[str]) -> dict[int, list]:
     """COCO detection results (a list of {image_id, bbox, score, category_id}) by image id, persons
     at or above ``threshold``. A malformed entry is reported in ``skipped`` by index, not fatal."""
-    from posefw.cli import load_json
+    from posefw.files import load_json
 
     dets = load_json(path, "--detections")
     if not isinstance(dets, list):
@@ -243,8 +243,8 @@ def draw(
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from posefw.cli import json_array
     from posefw.console import console as make_console
+    from posefw.files import json_array
     from posefw.frames import as_frame
     from posefw.images import read_images
     from posefw.outputs import check_target, write_image, write_json

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from posefw import cli
-from posefw.cli import parse_options
+from posefw.files import parse_options
 
 pytest.importorskip("torch")
 

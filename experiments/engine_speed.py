@@ -13,8 +13,6 @@ import numpy as np
 import torch
 from posefw.benchmarks.timing import device_time
 
-GFLOP_PER_IMAGE = 37.0  # ViTPose-B at 256x192, torch flop counter (shared/device/README.md)
-
 
 def matmul_ceiling_tflops(n: int = 8192) -> float:
     a = torch.randn(n, n, device="cuda", dtype=torch.float16)

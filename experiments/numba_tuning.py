@@ -3,7 +3,7 @@
 Batch 64 is 1,088 blocks: whether they fit in one wave depends on registers per thread.
 Batch 1 is 17 blocks on 132 SMs: there only the latency of one block matters, and a larger
 block shortens it. ``flat`` compares the contiguous-input kernel (one linear index per sample)
-with the strided one. ``python -m posefw.benchmarks.numba_tuning`` prints every combination.
+with the strided one. ``python experiments/numba_tuning.py`` prints every combination.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A few launches of cupy-full and numba-full at batch 64 fp32, for Nsight Compute to profile.
 
     ncu -k regex:"decode|dark_f32" --launch-skip 4 -c 2 --section LaunchStats --section Occupancy \\
-        --section SpeedOfLight python -m posefw.benchmarks.ncu_decoders
+        --section SpeedOfLight python experiments/ncu_decoders.py
 """
 
 from __future__ import annotations
