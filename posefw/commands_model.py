@@ -63,15 +63,16 @@ def add_parser(sub) -> None:
             )
             p.add_argument("--det-threshold", type=float, default=0.0)
             p.add_argument("--json", default=None, help="write the scores and settings here")
-        p.add_argument("--engine", default="torch")
+        p.add_argument("--config", default=None, help="TOML with [engine], [decoder], [pipeline] (flags override it)")
+        p.add_argument("--engine", default=None, help="engine (default torch)")
         p.add_argument("--checkpoint", default=None)
-        p.add_argument("--decoder", default="numpy-cpu")
-        p.add_argument("--algorithm", default="dark-udp", choices=ALGORITHMS)
+        p.add_argument("--decoder", default=None, help="decoder (default numpy-cpu)")
+        p.add_argument("--algorithm", default=None, choices=ALGORITHMS, help="default dark-udp")
         p.add_argument("--flip-test", action="store_true")
-        p.add_argument("--device", default=None, help="engine device for torch (cpu, cuda)")
+        p.add_argument("--device", default=None, help="engine device (cpu, cuda), for engines that take one")
         p.add_argument(
             "--preprocess",
-            default="auto",
+            default=None,
             choices=("auto", "gpu", "cpu"),
             help="where images are decoded and cropped (auto: the engine's device)",
         )
@@ -131,24 +132,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if args.engine in ("torch", "onnxruntime", "tensorrt") and args.checkpoint:
-        opts["checkpoint"] = args.checkpoint
-    if args.engine == "torch" and args.device:
-        opts["device"] = args.device
-    if args.engine == "oracle" and getattr(args, "annotations", None):
-        opts["annotations"] = args.annotations
-    return opts
+def _engine_options(args: argparse.Namespace, engine: str) -> dict[str, Any]:
+    """The command's flags that this engine's constructor takes (checkpoint, device, annotations)."""
+    import inspect
+
+    import posefw
+
+    accepted = inspect.signature(posefw.get_registry().get("engine", engine)).parameters
+    given = {"checkpoint": args.checkpoint, "device": args.device, "annotations": getattr(args, "annotations", None)}
+    return {k: v for k, v in given.items() if v is not None and k in accepted}
 
 
 def _pipeline(args: argparse.Namespace):
-    import posefw
+    """Engine, decoder and pipeline from ``--config`` (or the defaults), the flags on top."""
+    from posefw.config import Config, load_config
     from posefw.pipeline import Pipeline
 
-    engine = posefw.create_engine(args.engine, **_engine_options(args))
-    decoder = posefw.create_decoder(args.decoder, algorithm=args.algorithm)
-    return Pipeline(engine, decoder, flip_test=args.flip_test, preprocess=args.preprocess), engine
+    cfg = load_config(args.config) if args.config else Config()
+    cfg = cfg.with_overrides("engine", name=args.engine)
+    cfg = cfg.with_overrides("engine", options={**cfg.engine.options, **_engine_options(args, cfg.engine.name)})
+    cfg = cfg.with_overrides("decoder", name=args.decoder, algorithm=args.algorithm)
+    cfg = cfg.with_overrides("pipeline", preprocess=args.preprocess, flip_test=True if args.flip_test else None)
+    pipe = Pipeline.from_config(cfg)
+    return pipe, pipe.engine
 
 
 def image_id(path: str | Path) -> int:
@@ -258,7 +264,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     (frame,) = read_images([args.image], device=pipe.device)
     (res,) = pipe([frame], [boxes], image_ids=[image_id(args.image)])
     image = as_frame(frame, 0).host()
-    label = f"posefw {args.engine}/{args.decoder} - {engine.weights}"
+    label = f"posefw {engine.name}/{pipe.decoder.name} - {engine.weights}"
     vis = draw(image, res.keypoints, res.scores, boxes[res.valid], label)
     out = Path(args.out)
     write_image(out, vis, "--out")
@@ -330,7 +336,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 entries += coco_results(np.full(len(ok), iid), res.keypoints[ok], res.scores[ok], box_scores[ok])
                 progress.advance(task)
     stats = evaluate(args.annotations, entries)
-    table = Table(title=f"COCO keypoints: {args.engine} + {args.decoder} ({args.algorithm}) - {engine.weights}")
+    dec = pipe.decoder
+    table = Table(title=f"COCO keypoints: {engine.name} + {dec.name} ({dec.algorithm}) - {engine.weights}")
     for col in ("AP", "AP50", "AP75", "AR"):
         table.add_column(col)
     table.add_row(*(f"{stats[m]:.4f}" for m in ("AP", "AP50", "AP75", "AR")))
@@ -338,7 +345,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     boxes = "detections " + args.detections if args.detections else "ground truth"
     console.print(
         f"{len(entries)} instances from {len(by_image)} images; boxes: {boxes}; "
-        f"flip test {'on' if args.flip_test else 'off'}"
+        f"flip test {'on' if pipe.flip_test else 'off'}"
     )
     for s in skipped:
         console.print(f"[yellow]skipped[/yellow] {s}")
@@ -348,9 +355,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             {
                 "stats": stats,
                 "engine": engine.describe(),
-                "decoder": args.decoder,
-                "algorithm": args.algorithm,
-                "flip_test": args.flip_test,
+                "decoder": dec.name,
+                "algorithm": dec.algorithm,
+                "flip_test": pipe.flip_test,
                 "crops_on": pipe.device,
                 "instances": len(entries),
                 "skipped": skipped,

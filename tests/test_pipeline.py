@@ -277,3 +277,17 @@ def test_predict_boxes_files_that_cannot_be_read_are_named(coco_mini, tmp_path, 
         == 2
     )
     assert "detections name image ids, but" in capsys.readouterr().err
+
+
+def test_eval_takes_a_config_file_and_flags_override_it(coco_mini, tmp_path):
+    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('[engine]\nname = "oracle"\n[decoder]\nalgorithm = "dark"\n[pipeline]\npreprocess = "cpu"\n')
+    out = tmp_path / "r.json"
+    args = ["eval", "--annotations", str(ann), "--images", str(coco_mini / "images" / "val2017"), "--config", str(cfg)]
+    assert main([*args, "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["engine"]["engine"] == "oracle" and res["algorithm"] == "dark" and res["crops_on"] == "cpu"
+    assert res["stats"]["AP"] >= 0.98
+    assert main([*args, "--algorithm", "argmax", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["algorithm"] == "argmax"
