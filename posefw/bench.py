@@ -146,6 +146,9 @@ def main(args: argparse.Namespace) -> int:
     reg = posefw.get_registry()
     full_name = cfg.decoder.name
     reg.get("decoder", full_name)  # unknown or unavailable: a clear error with the list
+    unknown = sorted(set(cfg.bench.decoders) - {i.name for i in reg.backends("decoder")})
+    if unknown:
+        raise ValueError(f"config [bench].decoders: unknown {unknown}; installed: {reg._listing('decoder')}")
     engine = posefw.create_engine(cfg.engine.name, **eopts)
     max_batch = getattr(engine, "max_batch", 64)
     too_big = [b for b in cfg.bench.batches if b > max_batch]
@@ -286,7 +289,9 @@ def _decoders(cfg: Config, cuda: bool, console, algorithm: str) -> list[dict[str
     out = []
     batches = [1, 8, 64] if cuda else [1, 8]
     iters = 200 if cuda else 10
-    for info in posefw.available_decoders():
+    infos = posefw.available_decoders()
+    wanted = cfg.bench.decoders  # [bench] decoders = [...] restricts the table (checked in main); empty: all
+    for info in infos if not wanted else [i for i in infos if i.name in wanted]:
         row: dict[str, Any] = {"decoder": info.name, "device": info.device, "provider": info.provider}
         if not info.available:
             row["status"] = f"{info.status}: {info.reason}"

@@ -95,3 +95,21 @@ def test_ratios_within_noise_are_marked():
     c = {"mean_ms": 200.0, "std_ms": 1.0, "n": 30}
     assert within_noise(a, b) and not within_noise(a, c)
     assert _pct(0.96, True) == "~96.0%" and _pct(0.5) == "50.0%"
+
+
+def test_bench_config_decoders_restricts_the_decoder_table(tmp_path):
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(
+        '[decoder]\nname = "torch-full"\n[bench]\nbatches = [1]\niterations = 1\nwarmup = 0\ndecoders = ["numpy-cpu"]\n'
+    )
+    out = tmp_path / "r.json"
+    assert (
+        cli.main(["bench", "--config", str(cfg), "--json", str(out), "--plot", str(tmp_path / "r.png"), "--no-e2e"])
+        == 0
+    )
+    assert [d["decoder"] for d in json.loads(out.read_text())["decoders"]] == ["numpy-cpu"]
+    cfg.write_text('[bench]\nbatches = [1]\niterations = 1\nwarmup = 0\ndecoders = ["nope"]\n')
+    assert (
+        cli.main(["bench", "--config", str(cfg), "--json", str(out), "--plot", str(tmp_path / "r.png"), "--no-e2e"])
+        == 2
+    )
