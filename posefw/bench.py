@@ -148,7 +148,7 @@ def main(args: argparse.Namespace) -> int:
     reg.get("decoder", full_name)  # unknown or unavailable: a clear error with the list
     unknown = sorted(set(cfg.bench.decoders) - {i.name for i in reg.backends("decoder")})
     if unknown:
-        raise ValueError(f"config [bench].decoders: unknown {unknown}; installed: {reg._listing('decoder')}")
+        raise ValueError(f"config [bench].decoders: unknown {unknown}; installed: {reg.listing('decoder')}")
     engine = posefw.create_engine(cfg.engine.name, **eopts)
     max_batch = getattr(engine, "max_batch", 64)
     too_big = [b for b in cfg.bench.batches if b > max_batch]

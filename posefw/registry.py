@@ -204,14 +204,14 @@ class Registry:
         """The class registered under ``name``; PluginError says what exists and why not."""
         infos = self._collect()[kind].get(name)
         if not infos:
-            listing = self._listing(kind)
+            listing = self.listing(kind)
             raise PluginError(f"{kind}: unknown {kind} {name!r}. Installed {kind}s: {listing}")
         info = next((i for i in infos if i.status != "conflict"), infos[0])
         if self._probe(info).status != "available":
             raise PluginError(f"{kind}: {name!r} is {info.status}: {info.reason}")
         return info.cls
 
-    def _listing(self, kind: str) -> str:
+    def listing(self, kind: str) -> str:
         parts = []
         for i in self.backends(kind):
             parts.append(i.name if i.available else f"{i.name} ({i.status}: {i.reason})")
