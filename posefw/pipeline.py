@@ -32,7 +32,7 @@ import numpy as np
 from posefw.arrays import framework
 from posefw.coco import FLIP_PAIRS
 from posefw.frames import Frame, as_boxes, as_frame
-from posefw.preprocess import check_boxes_xywh
+from posefw.preprocess import box_checks, box_reason
 from posefw.transforms import box_to_center_scale
 
 PREPROCESS = ("auto", "gpu", "cpu")
@@ -50,7 +50,11 @@ class PoseResult:
 
 @dataclass
 class Plan:
-    """One call after the host's checks: the frames that have valid boxes, and one row per box."""
+    """One call after the host's checks: the frames that have valid boxes, and one row per valid box.
+
+    ``keypoints``, ``scores`` and ``valid`` hold every box of the call (valid or not), in call
+    order; each frame's PoseResult holds views of its slice, so results land with one scatter.
+    """
 
     results: list[PoseResult]
     frames: list[Frame]
@@ -59,10 +63,26 @@ class Plan:
     centers: np.ndarray  # (R, 2) float64
     scales: np.ndarray  # (R, 2) float64
     image_ids: np.ndarray  # (R,)
+    box_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (R,) row in the call's boxes
+    keypoints: np.ndarray | None = None  # (B, K, 2) every box of the call
+    scores: np.ndarray | None = None  # (B, K)
 
     @property
     def rows(self) -> int:
         return len(self.owners)
+
+
+def _results(counts: np.ndarray, k: int) -> tuple[list[PoseResult], np.ndarray, np.ndarray, np.ndarray]:
+    """One NaN array for every box of a call, and per frame a PoseResult of views into it."""
+    total = int(counts.sum())
+    kp = np.full((total, k, 2), np.nan, np.float32)
+    sc = np.full((total, k), np.nan, np.float32)
+    valid = np.zeros(total, bool)
+    if len(counts) == 0:
+        return [], kp, sc, valid
+    cut = np.cumsum(counts)[:-1]
+    parts = zip(np.split(kp, cut), np.split(sc, cut), np.split(valid, cut))
+    return [PoseResult(a, b, c, []) for a, b, c in parts], kp, sc, valid
 
 
 def flip_permutation(k: int = 17) -> np.ndarray:
@@ -227,53 +247,51 @@ class Pipeline:
 
     # -- host work: checks, boxes, results ---------------------------------------------------
     def plan(self, frames: list[Any], boxes: list[Any], image_ids: list[int] | None = None) -> Plan:
-        """Check every frame and box (vectorised per frame) and lay out one row per valid box."""
+        """Check every frame, and every box of every frame in one vectorised pass; one row per valid box."""
         if len(frames) != len(boxes):
             raise ValueError(f"boxes: expected one box array per frame ({len(frames)}), got {len(boxes)}")
-        ids = list(range(len(frames))) if image_ids is None else list(image_ids)
+        ids = np.arange(len(frames)) if image_ids is None else np.asarray(list(image_ids))
         if len(ids) != len(frames):
             raise ValueError(f"image_ids: expected one id per frame ({len(frames)}), got {len(ids)}")
-        k = 17  # COCO; resized in _finish if the engine's model has another keypoint count
-        results, kept, frame_rows, owners, centers, scales, row_ids = [], [], [], [], [], [], []
-        for f, (img, bx) in enumerate(zip(frames, boxes)):
-            b = as_boxes(bx, f)
-            n = len(b)
-            res = PoseResult(
-                np.full((n, k, 2), np.nan, np.float32), np.full((n, k), np.nan, np.float32), np.zeros(n, bool)
-            )
-            results.append(res)
-            if n == 0:
-                continue
+        arrays = [as_boxes(bx, f) for f, bx in enumerate(boxes)]
+        counts = np.array([len(a) for a in arrays], np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        allb = np.concatenate(arrays) if counts.sum() else np.zeros((0, 4))
+        results, kp, sc, valid = _results(counts, 17)
+        frame_of = np.repeat(np.arange(len(frames)), counts)
+        checked: list[Frame | None] = [None] * len(frames)
+        size = np.zeros((len(frames), 2), np.int64)
+        for f in np.flatnonzero(counts):
             try:
-                frame = as_frame(img, f)
-                self.runner.check_frame(frame, f)
+                frame = as_frame(frames[f], int(f))
+                self.runner.check_frame(frame, int(f))
             except (TypeError, ValueError) as exc:
-                res.errors.append(str(exc))
+                results[f].errors.append(str(exc))
                 continue
-            ok, reasons = check_boxes_xywh(b, (frame.height, frame.width))
-            res.valid = ok
-            res.errors += [f"frame {f} {r}" for r in reasons if r]
-            idx = np.flatnonzero(ok)
-            if idx.size == 0:
-                continue
-            c, s = box_to_center_scale(b[idx])
-            frame_rows.append(np.full(idx.size, len(kept)))
-            kept.append(frame)
-            owners.append(np.stack([np.full(idx.size, f), idx], 1))
-            centers.append(c)
-            scales.append(s)
-            row_ids.append(np.full(idx.size, ids[f]))
-        if not kept:
-            empty = np.zeros((0, 2))
-            return Plan(results, [], np.zeros(0, np.int64), np.zeros((0, 2), np.int64), empty, empty, np.zeros(0))
+            checked[f], size[f] = frame, (frame.height, frame.width)
+        usable = np.array([c is not None for c in checked], bool)[frame_of]
+        ok, code = box_checks(allb, size[frame_of, 0], size[frame_of, 1])
+        ok &= usable
+        for row in np.flatnonzero(~ok & usable):  # refused boxes of usable frames, named
+            f = frame_of[row]
+            why = box_reason(allb[row], int(row - starts[f]), int(code[row]), size[f, 0], size[f, 1])
+            results[f].errors.append(f"frame {f} {why}")
+        valid[:] = ok
+        rows = np.flatnonzero(ok)
+        used, frame_of_row = np.unique(frame_of[rows], return_inverse=True)
+        centers, scales = box_to_center_scale(allb[rows])
+        owners = np.stack([frame_of[rows], rows - starts[frame_of[rows]]], 1)
         return Plan(
             results,
-            kept,
-            np.concatenate(frame_rows),
-            np.concatenate(owners),
-            np.concatenate(centers),
-            np.concatenate(scales),
-            np.concatenate(row_ids),
+            [checked[f] for f in used],
+            frame_of_row.reshape(-1),
+            owners,
+            centers,
+            scales,
+            ids[frame_of[rows]],
+            rows,
+            kp,
+            sc,
         )
 
     def chunks(self, rows: int) -> list[tuple[int, int]]:
@@ -284,23 +302,19 @@ class Pipeline:
         if plan.rows == 0:
             return plan.results
         kp, sc = self.runner.finish(plan, handle)
-        if kp.shape[1] != plan.results[0].keypoints.shape[1]:  # another keypoint count than COCO's
-            for r in plan.results:
-                n = len(r.valid)
-                r.keypoints = np.full((n, kp.shape[1], 2), np.nan, np.float32)
-                r.scores = np.full((n, kp.shape[1]), np.nan, np.float32)
-        bad = ~(np.isfinite(kp).all(axis=(1, 2)))  # overflowed transforms are errors, never results
-        f, i = plan.owners[:, 0], plan.owners[:, 1]
-        for frame in np.unique(f):
-            sel = f == frame
-            res = plan.results[frame]
-            res.keypoints[i[sel]], res.scores[i[sel]] = kp[sel], sc[sel]
-        for row in np.flatnonzero(bad):
-            res = plan.results[f[row]]
-            res.valid[i[row]] = False
-            res.keypoints[i[row]] = np.nan
-            res.scores[i[row]] = np.nan
-            res.errors.append(f"frame {f[row]} box {i[row]}: keypoints are not finite (box too large for float32?)")
+        if kp.shape[1] != plan.keypoints.shape[1]:  # another keypoint count than COCO's: results resized
+            counts = np.array([len(r.valid) for r in plan.results])
+            fresh, plan.keypoints, plan.scores, valid = _results(counts, kp.shape[1])
+            valid[:] = np.concatenate([r.valid for r in plan.results]) if len(valid) else valid
+            for old, new in zip(plan.results, fresh):
+                new.errors = old.errors
+            plan.results[:] = fresh
+        plan.keypoints[plan.box_rows], plan.scores[plan.box_rows] = kp, sc
+        for row in np.flatnonzero(~np.isfinite(kp).all(axis=(1, 2))):  # overflowed transforms are errors
+            f, i = plan.owners[row]
+            res = plan.results[f]
+            res.valid[i], res.keypoints[i], res.scores[i] = False, np.nan, np.nan
+            res.errors.append(f"frame {f} box {i}: keypoints are not finite (box too large for float32?)")
         return plan.results
 
     @classmethod

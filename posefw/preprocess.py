@@ -18,7 +18,16 @@ from posefw.crop_kernel import MEAN, STD, crop_matrices
 from posefw.images import read_image_cpu as read_image
 from posefw.transforms import INPUT_SIZE
 
-__all__ = ["MEAN", "STD", "check_boxes_xywh", "crop_cpu", "fixed_point_positions", "read_image"]
+__all__ = [
+    "MEAN",
+    "STD",
+    "box_checks",
+    "box_reason",
+    "check_boxes_xywh",
+    "crop_cpu",
+    "fixed_point_positions",
+    "read_image",
+]
 
 #: A box wider or taller than this many times the frame's larger side is refused: its crop
 #: would be the frame shrunk to a few pixels, and at 1e300 its keypoints overflow to infinity.
@@ -65,30 +74,42 @@ def crop_cpu(
     return out
 
 
-def check_boxes_xywh(boxes: Any, image_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
-    """Valid-box mask and a reason per box ('' when valid) for (N, 4) x, y, w, h boxes.
+def box_checks(boxes: np.ndarray, heights: Any, widths: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Valid-box mask and a failure code per (N, 4) x, y, w, h box, each against its own frame's
+    size (scalars or (N,) arrays): 0 valid, 1 non-finite, 2 empty, 3 too large, 4 outside.
+    Vectorised over every box of every frame of a call."""
+    b = boxes
+    x, y, bw, bh = b.T
+    h, w = np.asarray(heights, np.float64), np.asarray(widths, np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.isfinite(b).all(axis=1)
+        positive = finite & (bw > 0) & (bh > 0)
+        limit = MAX_BOX_FACTOR * np.maximum(h, w)
+        sane = positive & (bw <= limit) & (bh <= limit)
+        inside = sane & (x < w) & (y < h) & (x + bw > 0) & (y + bh > 0)
+    code = np.where(~finite, 1, np.where(~positive, 2, np.where(~sane, 3, np.where(~inside, 4, 0))))
+    return inside, code
 
-    Vectorised: the reasons are written only for the invalid boxes, each naming its index.
-    """
+
+def box_reason(box: np.ndarray, index: int, code: int, h: int, w: int) -> str:
+    """The message for one refused box (``box_checks``' code), naming its index."""
+    if code == 1:
+        return f"box {index}: non-finite values {box.tolist()}"
+    if code == 2:
+        return f"box {index}: width and height must be > 0, got {box[2]} x {box[3]}"
+    if code == 3:
+        return f"box {index}: {box[2]:.4g} x {box[3]:.4g} is more than {MAX_BOX_FACTOR:g} times the {w}x{h} frame"
+    return f"box {index}: {box.tolist()} lies entirely outside the {w}x{h} image"
+
+
+def check_boxes_xywh(boxes: Any, image_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+    """Valid-box mask and a reason per box ('' when valid) for (N, 4) x, y, w, h boxes of one image."""
     b = np.asarray(boxes, dtype=np.float64)
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(f"boxes: expected shape (N, 4) as x, y, w, h, got {b.shape}")
     h, w = image_shape[:2]
-    x, y, bw, bh = b.T
-    with np.errstate(invalid="ignore", over="ignore"):
-        finite = np.isfinite(b).all(axis=1)
-        positive = finite & (bw > 0) & (bh > 0)
-        limit = MAX_BOX_FACTOR * max(h, w)
-        sane = positive & (bw <= limit) & (bh <= limit)
-        inside = sane & (x < w) & (y < h) & (x + bw > 0) & (y + bh > 0)
+    ok, code = box_checks(b, h, w)
     reasons = [""] * len(b)
-    for i in np.flatnonzero(~inside):
-        if not finite[i]:
-            reasons[i] = f"box {i}: non-finite values {b[i].tolist()}"
-        elif not positive[i]:
-            reasons[i] = f"box {i}: width and height must be > 0, got {bw[i]} x {bh[i]}"
-        elif not sane[i]:
-            reasons[i] = f"box {i}: {bw[i]:.4g} x {bh[i]:.4g} is more than {MAX_BOX_FACTOR:g} times the {w}x{h} frame"
-        else:
-            reasons[i] = f"box {i}: {b[i].tolist()} lies entirely outside the {w}x{h} image"
-    return inside, reasons
+    for i in np.flatnonzero(~ok):
+        reasons[i] = box_reason(b[i], int(i), int(code[i]), h, w)
+    return ok, reasons
