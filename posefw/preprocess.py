@@ -53,6 +53,29 @@ def fixed_point_positions(inv: np.ndarray, size=INPUT_SIZE) -> tuple[np.ndarray,
     return gx, gy
 
 
+#: (v / 255 - mean) / std for every uint8 value v, per channel, computed as the formula computes
+#: it in float32: normalising is then one table lookup per sample.
+NORMALISE = ((np.arange(256, dtype=np.float32)[None, :] / 255.0 - MEAN[:, None]) / STD[:, None]).astype(np.float32)
+
+
+def _maps(m: np.ndarray, size, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap``'s fixed-point maps: int16 (H, W, 2) integer positions and uint16 (H, W) 1/32 fractions.
+
+    Positions far outside the frame are clipped to just outside it: they read the border either way.
+    """
+    ow, oh = size
+    xy = np.empty((oh, ow, 2), np.int16)
+    if m[0, 1] == 0 and m[1, 0] == 0:  # no rotation: x depends on the column only, y on the row only
+        # fixed_point_positions' first row and column (its row and column terms are then constants)
+        gx, gy = fixed_point_positions(m, (ow, 1))[0][0], fixed_point_positions(m, (1, oh))[1][:, 0]
+        xy[..., 0] = np.clip(gx >> 5, -2, w)[None, :]
+        xy[..., 1] = np.clip(gy >> 5, -2, h)[:, None]
+        return xy, ((gy & 31) * 32).astype(np.uint16)[:, None] + (gx & 31).astype(np.uint16)[None, :]
+    gx, gy = fixed_point_positions(m, size)
+    xy[..., 0], xy[..., 1] = np.clip(gx >> 5, -2, w), np.clip(gy >> 5, -2, h)
+    return xy, ((gy & 31) * 32 + (gx & 31)).astype(np.uint16)
+
+
 def crop_cpu(
     image: np.ndarray, centers: np.ndarray, scales: np.ndarray, udp: bool = True, flip: bool = False, size=INPUT_SIZE
 ) -> np.ndarray:
@@ -63,14 +86,12 @@ def crop_cpu(
     out = np.empty((len(inv), 3, size[1], size[0]), np.float32)
     h, w = image.shape[:2]
     for i, m in enumerate(inv):
-        gx, gy = fixed_point_positions(m, size)
-        # remap's integer maps are int16: positions far outside the frame read the border either way.
-        xy = np.stack([np.clip(gx >> 5, -2, w), np.clip(gy >> 5, -2, h)], -1).astype(np.int16)
-        frac = ((gy & 31) * 32 + (gx & 31)).astype(np.uint16)
+        xy, frac = _maps(m, size, h, w)
         crop = cv2.remap(image, xy, frac, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         if flip:
             crop = crop[:, ::-1]
-        out[i] = ((crop.astype(np.float32) / 255.0 - MEAN) / STD).transpose(2, 0, 1)
+        for c in range(3):
+            np.take(NORMALISE[c], crop[..., c], out=out[i, c])
     return out
 
 
