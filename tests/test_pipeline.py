@@ -15,6 +15,12 @@ from posefw.pipeline import Pipeline, flip_back
 pytest.importorskip("cv2")
 
 
+def eval_args(coco_mini, *extra: str, images=None) -> list[str]:
+    """``posefw eval`` on coco-mini's val2017 annotations and images, then ``extra``."""
+    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
+    return ["eval", "--annotations", str(ann), "--images", str(images or coco_mini / "images" / "val2017"), *extra]
+
+
 def _oracle(coco_mini, **kw):
     return posefw.create_engine(
         "oracle", annotations=str(coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"), **kw
@@ -61,28 +67,10 @@ def test_flip_back_swaps_pairs_and_mirrors():
 
 
 def test_eval_oracle_dark_reaches_098(coco_mini, tmp_path, capsys):
-    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
     scores = {}
     for alg in ("dark", "argmax"):
         out = tmp_path / f"{alg}.json"
-        assert (
-            main(
-                [
-                    "eval",
-                    "--annotations",
-                    str(ann),
-                    "--images",
-                    str(coco_mini / "images" / "val2017"),
-                    "--engine",
-                    "oracle",
-                    "--algorithm",
-                    alg,
-                    "--json",
-                    str(out),
-                ]
-            )
-            == 0
-        )
+        assert main(eval_args(coco_mini, "--engine", "oracle", "--algorithm", alg, "--json", str(out))) == 0
         scores[alg] = json.loads(out.read_text())["stats"]["AP"]
     assert scores["dark"] >= 0.98, scores
     assert json.loads(out.read_text())["instances"] == 80
@@ -165,12 +153,8 @@ def test_eval_skips_a_missing_image_and_reports_it(coco_mini, tmp_path):
     shutil.copytree(coco_mini / "images" / "val2017", images)
     (images / "000000196141.jpg").unlink()
     (images / "000000000785.jpg").write_bytes(b"corrupt")
-    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
     out = tmp_path / "r.json"
-    assert (
-        main(["eval", "--annotations", str(ann), "--images", str(images), "--engine", "oracle", "--json", str(out)])
-        == 0
-    )
+    assert main(eval_args(coco_mini, "--engine", "oracle", "--json", str(out), images=images)) == 0
     res = json.loads(out.read_text())
     assert any("000000196141.jpg" in s and "not found" in s for s in res["skipped"])
     assert any("000000000785.jpg" in s and "could not be decoded" in s for s in res["skipped"])
@@ -178,28 +162,12 @@ def test_eval_skips_a_missing_image_and_reports_it(coco_mini, tmp_path):
 
 
 def test_eval_bad_inputs_are_named_or_skipped(coco_mini, tmp_path, capsys):
-    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
-    images = str(coco_mini / "images" / "val2017")
     (tmp_path / "list.json").write_text("[]")
+    images = str(coco_mini / "images" / "val2017")
     assert main(["eval", "--annotations", str(tmp_path / "list.json"), "--images", images, "--engine", "oracle"]) == 2
     assert "is not a COCO keypoints file" in capsys.readouterr().err
     (tmp_path / "obj.json").write_text('{"image_id": 785}')
-    assert (
-        main(
-            [
-                "eval",
-                "--annotations",
-                str(ann),
-                "--images",
-                images,
-                "--engine",
-                "oracle",
-                "--detections",
-                str(tmp_path / "obj.json"),
-            ]
-        )
-        == 2
-    )
+    assert main(eval_args(coco_mini, "--engine", "oracle", "--detections", str(tmp_path / "obj.json"))) == 2
     assert "--detections: expected a JSON list of COCO detections, got a dict" in capsys.readouterr().err
     dets = [
         {"image_id": 785, "bbox": [280, 44, 218, 346], "score": 0.99, "category_id": 1},
@@ -209,24 +177,8 @@ def test_eval_bad_inputs_are_named_or_skipped(coco_mini, tmp_path, capsys):
     ]
     (tmp_path / "dets.json").write_text(json.dumps(dets))
     out = tmp_path / "r.json"
-    assert (
-        main(
-            [
-                "eval",
-                "--annotations",
-                str(ann),
-                "--images",
-                images,
-                "--engine",
-                "oracle",
-                "--detections",
-                str(tmp_path / "dets.json"),
-                "--json",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    args = eval_args(coco_mini, "--engine", "oracle", "--detections", str(tmp_path / "dets.json"), "--json", str(out))
+    assert main(args) == 0
     res = json.loads(out.read_text())
     assert res["instances"] == 1
     assert [s.split(":")[0] for s in res["skipped"]] == ["detection 1", "detection 2", "detection 3"]
@@ -240,32 +192,12 @@ def test_predict_boxes_files_that_cannot_be_read_are_named(coco_mini, tmp_path, 
         ([[1, 2, 3, 4, 0.9]], "--boxes: expected shape (N, 4) as x, y, w, h, got (1, 5) (drop the score column"),
         ([{"image_id": 785, "score": 1}], "--boxes: every COCO detection needs a 'bbox'"),
     ]
-    for data, words in cases:
-        (tmp_path / "b.json").write_text(json.dumps(data))
-        assert (
-            main(
-                [
-                    "predict",
-                    image,
-                    "--boxes",
-                    str(tmp_path / "b.json"),
-                    "--engine",
-                    "oracle",
-                    "--out",
-                    str(tmp_path / "v.png"),
-                ]
-            )
-            == 2
-        )
-        assert words in capsys.readouterr().err
-    (tmp_path / "b.json").write_text(json.dumps([{"image_id": 785, "bbox": [1, 2, 30, 40]}]))
-    named = tmp_path / "frame.jpg"
-    named.write_bytes((coco_mini / "images" / "val2017" / "000000000785.jpg").read_bytes())
-    assert (
-        main(
+
+    def predict(image):
+        return main(
             [
                 "predict",
-                str(named),
+                str(image),
                 "--boxes",
                 str(tmp_path / "b.json"),
                 "--engine",
@@ -274,17 +206,23 @@ def test_predict_boxes_files_that_cannot_be_read_are_named(coco_mini, tmp_path, 
                 str(tmp_path / "v.png"),
             ]
         )
-        == 2
-    )
+
+    for data, words in cases:
+        (tmp_path / "b.json").write_text(json.dumps(data))
+        assert predict(image) == 2
+        assert words in capsys.readouterr().err
+    (tmp_path / "b.json").write_text(json.dumps([{"image_id": 785, "bbox": [1, 2, 30, 40]}]))
+    named = tmp_path / "frame.jpg"
+    named.write_bytes((coco_mini / "images" / "val2017" / "000000000785.jpg").read_bytes())
+    assert predict(named) == 2
     assert "detections name image ids, but" in capsys.readouterr().err
 
 
 def test_eval_takes_a_config_file_and_flags_override_it(coco_mini, tmp_path):
-    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
     cfg = tmp_path / "p.toml"
     cfg.write_text('[engine]\nname = "oracle"\n[decoder]\nalgorithm = "dark"\n[pipeline]\npreprocess = "cpu"\n')
     out = tmp_path / "r.json"
-    args = ["eval", "--annotations", str(ann), "--images", str(coco_mini / "images" / "val2017"), "--config", str(cfg)]
+    args = eval_args(coco_mini, "--config", str(cfg))
     assert main([*args, "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["engine"]["engine"] == "oracle" and res["algorithm"] == "dark" and res["crops_on"] == "cpu"

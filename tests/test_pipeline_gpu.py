@@ -105,28 +105,12 @@ def test_eval_gpu_and_cpu_paths(coco_mini, tmp_path):
     from posefw.cli import main
 
     ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
+    base = ["eval", "--annotations", str(ann), "--images", str(coco_mini / "images" / "val2017")]
     stats = {}
     for engine in ("torch", "oracle"):
         for pre in ("gpu", "cpu"):
             out = tmp_path / f"{engine}-{pre}.json"
-            assert (
-                main(
-                    [
-                        "eval",
-                        "--annotations",
-                        str(ann),
-                        "--images",
-                        str(coco_mini / "images" / "val2017"),
-                        "--engine",
-                        engine,
-                        "--preprocess",
-                        pre,
-                        "--json",
-                        str(out),
-                    ]
-                )
-                == 0
-            )
+            assert main([*base, "--engine", engine, "--preprocess", pre, "--json", str(out)]) == 0
             res = json.loads(out.read_text())
             assert res["crops_on"].startswith("cuda" if pre == "gpu" else "cpu")
             stats[engine, pre] = res["stats"]["AP"]

@@ -191,7 +191,6 @@ def test_a_third_party_numpy_cpu_does_not_break_the_builtin(site):
 def test_decoders_without_decode_are_broken_and_bad_results_are_named(site, tmp_path, capsys):
     import numpy as np
 
-
     make_dist(
         site,
         "odd-dist",
