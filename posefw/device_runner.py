@@ -159,14 +159,7 @@ class DeviceRunner:
                 self.tables.copy_(blocks[c], non_blocking=True)
                 crops = None
                 if self.pipe.engine.needs_crops:  # engines that render from metadata (the oracle)
-                    cs = [np.tile(a[sl], (2, 1)) if flip else a[sl] for a in (plan.centers, plan.scales)]
-                    crops = Crops(
-                        np.tile(plan.image_ids[sl], 2 if flip else 1),
-                        cs[0],
-                        cs[1],
-                        np.repeat([False, True], n) if flip else np.zeros(n, bool),
-                        self.pipe.udp,
-                    )
+                    crops = Crops.of_batch(plan.image_ids[sl], plan.centers[sl], plan.scales[sl], self.pipe.udp, flip)
                 res = self._step(n)(None, crops)
                 if not self.in_graph:
                     r = checked_result(

@@ -25,6 +25,18 @@ class Crops:
     flipped: np.ndarray  # (N,) bool: crop was mirrored (flip test)
     udp: bool = True
 
+    @classmethod
+    def of_batch(
+        cls, image_ids: np.ndarray, centers: np.ndarray, scales: np.ndarray, udp: bool, flip: bool = False
+    ) -> Crops:
+        """A batch's metadata; with ``flip`` the mirrored crops follow the plain ones (the flip test)."""
+        n = len(image_ids)
+        if not flip:
+            return cls(image_ids, centers, scales, np.zeros(n, bool), udp)
+        return cls(
+            np.tile(image_ids, 2), np.tile(centers, (2, 1)), np.tile(scales, (2, 1)), np.repeat([False, True], n), udp
+        )
+
 
 class Engine:
     """Base class for engines; plugins may subclass it or follow the same protocol."""

@@ -47,14 +47,10 @@ class HostRunner:
 
         pipe = self.pipe
         n = len(x)
-        flipped = np.zeros(n, bool)
         if pipe.flip_test:
             x = np.concatenate([x, x[..., ::-1]])
-            ids, flipped = np.concatenate([ids, ids]), np.concatenate([flipped, ~flipped])
-            c2, s2 = np.concatenate([centers, centers]), np.concatenate([scales, scales])
-        else:
-            c2, s2 = centers, scales
-        hm = pipe.engine.infer(np.ascontiguousarray(x), Crops(ids, c2, s2, flipped, pipe.udp))
+        crops = Crops.of_batch(ids, centers, scales, pipe.udp, pipe.flip_test)
+        hm = pipe.engine.infer(np.ascontiguousarray(x), crops)
         if pipe.flip_test:
             hm = flip_average(hm, n)
         res = checked_result(pipe.decoder.decode(hm, centers, scales), pipe.decoder.name)
