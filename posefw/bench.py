@@ -267,12 +267,12 @@ def _end_to_end(args: argparse.Namespace, engine: Any, cfg: Config, cuda: bool, 
     boxes = args.e2e_boxes or (64 if cuda else 2)
     if boxes < 1 or boxes > engine.max_batch:
         raise ValueError(f"--e2e-boxes: expected 1..{engine.max_batch}, got {boxes}")
-    d = cfg.decoder
-    decoder = posefw.create_decoder(d.name, algorithm=d.algorithm, kernel=d.kernel, **d.options)
     try:
         import cv2  # noqa: F401 - reads the frames, and crops them on the CPU path
     except ImportError:
         return {"skipped": "the end-to-end rows read real frames with OpenCV: pip install 'posefw[eval]'"}
+    d = cfg.decoder
+    decoder = posefw.create_decoder(d.name, algorithm=d.algorithm, kernel=d.kernel, **d.options)
     with console.status("end to end: frames and boxes in, keypoints out"):
         try:
             if cuda:
