@@ -33,14 +33,19 @@ def gpu_decode_unavailable(device: str) -> str | None:
 
 def read_image_cpu(path: str | Path) -> np.ndarray:
     """RGB uint8 (H, W, 3) through OpenCV; a clear error names the file when it cannot be read."""
-    import cv2
-
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"image: file not found: {p}")
-    img = cv2.imread(str(p), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    return _decode_cpu(p.read_bytes(), p)
+
+
+def _decode_cpu(raw: bytes, path: Path) -> np.ndarray:
+    """The file's bytes, already read, decoded by OpenCV to RGB (``path`` names it in errors)."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
-        raise ValueError(f"image: {p} could not be decoded as an image")
+        raise ValueError(f"image: {path} could not be decoded as an image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -70,7 +75,7 @@ def read_images(paths: list[str | Path], device: str = "cpu", errors: list[str] 
     for i in data:
         if out[i] is None:
             try:
-                out[i] = read_image_cpu(paths[i])
+                out[i] = _decode_cpu(data[i], paths[i])  # the bytes read above, not the file again
             except (OSError, ValueError) as exc:
                 _fail(errors, exc)
     return out
