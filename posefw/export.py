@@ -23,35 +23,26 @@ DEFAULT_OPSET = 18
 PRECISIONS = ("fp32", "fp16")
 
 
-class Fp32Norm:
-    """Builds the LayerNorm wrapper lazily (torch is imported only when exporting)."""
-
-    @staticmethod
-    def wrap(norm):
-        import torch
-
-        class _Fp32Norm(torch.nn.Module):
-            """LayerNorm in fp32 inside an fp16 model: Cast up, normalise, Cast down."""
-
-            def __init__(self, ln):
-                super().__init__()
-                self.ln = ln.float()
-
-            def forward(self, x):
-                return self.ln(x.float()).to(x.dtype)
-
-        return _Fp32Norm(norm)
-
-
 def mixed_precision(model):
-    """An fp16 copy of ``model`` whose LayerNorms run in fp32 and whose output is fp32."""
+    """``model`` made fp16 in place (export_onnx passes its own copy), its LayerNorms in fp32,
+    wrapped so that the output is fp32."""
     import torch
 
-    half = copy.deepcopy(model).half()
+    class Fp32Norm(torch.nn.Module):
+        """LayerNorm in fp32 inside the fp16 model: Cast up, normalise, Cast down."""
+
+        def __init__(self, ln):
+            super().__init__()
+            self.ln = ln.float()
+
+        def forward(self, x):
+            return self.ln(x.float()).to(x.dtype)
+
+    half = model.half()
     for module in list(half.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, torch.nn.LayerNorm):
-                setattr(module, name, Fp32Norm.wrap(child))
+                setattr(module, name, Fp32Norm(child))
 
     class Fp16Model(torch.nn.Module):
         def __init__(self):
