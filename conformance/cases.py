@@ -118,6 +118,7 @@ def _adversarial(seed: int) -> Iterator[Case]:
     nonfinite[0, 1, 40, 30] = np.inf
     nonfinite[0, 2, 7, 9] = -np.inf
     nonfinite[1, 3] = np.nan
+    nonfinite[0, 4] = np.nan  # an all-NaN map in the first crop too (suites cut to one crop keep one)
     yield Case(
         "non-finite",
         nonfinite,

@@ -105,6 +105,10 @@ def _cuda() -> bool:
     return _cuda_reason() is None
 
 
+#: Engine options that choose the weights: the fp32 reference is built with the same ones.
+WEIGHT_OPTIONS = ("checkpoint", "size", "seed")
+
+
 def engines_main(args: argparse.Namespace) -> int:
     """Engine parity: each named engine against torch fp32 with the same weights."""
     from posefw.conformance import engine_parity
@@ -114,7 +118,7 @@ def engines_main(args: argparse.Namespace) -> int:
     from posefw.console import console as make_console
 
     console = make_console()
-    reference = posefw.create_engine("torch", precision="fp32", device="cpu")
+    references: dict[tuple, Any] = {}  # one torch fp32 engine per set of weights
     reports = []
     for spec in args.engines.split(","):
         name, _, opt = spec.partition(":")  # e.g. torch:fp16, torch:bf16, torch:fp16+fuse_gelu=false
@@ -125,7 +129,11 @@ def engines_main(args: argparse.Namespace) -> int:
             opts["device"] = "cuda"
         try:
             engine = posefw.create_engine(name, **opts)
-            reports.append(engine_parity.run(engine, reference))
+            weights = {k: opts[k] for k in WEIGHT_OPTIONS if k in opts}  # the same model, in fp32
+            key = tuple(sorted(weights.items()))
+            if key not in references:
+                references[key] = posefw.create_engine("torch", precision="fp32", device="cpu", **weights)
+            reports.append(engine_parity.run(engine, references[key]))
         except Exception as exc:  # noqa: BLE001 - one engine's failure is reported, the rest run
             reports.append({"engine": {"engine": spec}, "error": f"{type(exc).__name__}: {exc}", "passed": False})
     table = Table(title="engine parity against torch fp32 (same weights, same crops)")

@@ -144,6 +144,7 @@ class TorchEngine(Engine):
         return {
             **super().describe(),
             "device": str(self.torch_device),
+            "size": self.size,
             "precision": self.precision,
             "compile": self.compiled,
             "cuda_graph": self.cuda_graph,

@@ -204,7 +204,7 @@ def main(args: argparse.Namespace) -> int:
         "environment": _environment(cuda),
         "engine": engine.describe(),
         "weights": engine.weights,
-        "model": "ViTPose-B 256x192",
+        "model": f"ViTPose-{str(engine.describe().get('size', 'b')).upper()} 256x192",
         "configuration": {
             "engine": cfg.engine.name,
             "engine_options": eopts,

@@ -12,6 +12,7 @@ MODULES = (
     "posefw.conformance.cli",
     "posefw.bench",
     "posefw.commands_model",
+    "posefw.commands_run",
 )
 
 

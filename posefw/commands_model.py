@@ -63,20 +63,25 @@ def add_parser(sub) -> None:
             )
             p.add_argument("--det-threshold", type=float, default=0.0)
             p.add_argument("--json", default=None, help="write the scores and settings here")
-        p.add_argument("--config", default=None, help="TOML with [engine], [decoder], [pipeline] (flags override it)")
-        p.add_argument("--engine", default=None, help="engine (default torch)")
-        p.add_argument("--checkpoint", default=None)
-        p.add_argument("--decoder", default=None, help="decoder (default numpy-cpu)")
-        p.add_argument("--algorithm", default=None, choices=ALGORITHMS, help="default dark-udp")
-        p.add_argument("--flip-test", action="store_true")
-        p.add_argument("--device", default=None, help="engine device (cpu, cuda), for engines that take one")
-        p.add_argument(
-            "--preprocess",
-            default=None,
-            choices=("auto", "gpu", "cpu"),
-            help="where images are decoded and cropped (auto: the engine's device)",
-        )
+        add_model_arguments(p)
         p.set_defaults(func=cmd_predict if name == "predict" else cmd_eval)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags every command that runs the pipeline takes (``_pipeline`` reads them)."""
+    p.add_argument("--config", default=None, help="TOML with [engine], [decoder], [pipeline] (flags override it)")
+    p.add_argument("--engine", default=None, help="engine (default torch)")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--decoder", default=None, help="decoder (default numpy-cpu)")
+    p.add_argument("--algorithm", default=None, choices=ALGORITHMS, help="default dark-udp")
+    p.add_argument("--flip-test", action="store_true")
+    p.add_argument("--device", default=None, help="engine device (cpu, cuda), for engines that take one")
+    p.add_argument(
+        "--preprocess",
+        default=None,
+        choices=("auto", "gpu", "cpu"),
+        help="where images are decoded and cropped (auto: the engine's device)",
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -217,37 +222,6 @@ def read_detections(path: str, threshold: float, skipped: list[str]) -> dict[int
     return by_image
 
 
-def draw(
-    image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray, label: str, threshold: float = 0.0
-) -> np.ndarray:
-    """The COCO skeleton and keypoints over an RGB image (returns a new image)."""
-    import cv2
-
-    from posefw.coco import SKELETON
-
-    out = image.copy()
-    scale = max(1, round(max(image.shape[:2]) / 640))
-    for b in boxes:
-        x, y, w, h = (int(round(v)) for v in b)
-        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 200, 255), scale)
-    for kp, sc in zip(keypoints, scores):
-        ok = np.isfinite(sc) & (sc > threshold) & np.isfinite(kp).all(-1)
-        for a, b in SKELETON:
-            if ok[a] and ok[b]:
-                cv2.line(
-                    out, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), (0, 255, 0), 2 * scale, cv2.LINE_AA
-                )
-        for j in np.flatnonzero(ok):
-            cv2.circle(out, tuple(int(v) for v in kp[j]), 3 * scale, (255, 0, 0), -1, cv2.LINE_AA)
-    # One pass of text on a filled box: OpenCV 5 advances glyphs by stroke width, so an outline
-    # drawn as a thicker second pass no longer lines up with the text.
-    font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale
-    (tw, th), base = cv2.getTextSize(label, font, size, scale)
-    cv2.rectangle(out, (0, 0), (tw + 16, th + base + 12), (0, 0, 0), -1)
-    cv2.putText(out, label, (8, th + 6), font, size, (255, 255, 255), scale, cv2.LINE_AA)
-    return out
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     from posefw.console import console as make_console
     from posefw.files import json_array
@@ -265,6 +239,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     (res,) = pipe([frame], [boxes], image_ids=[image_id(args.image)])
     image = as_frame(frame, 0).host()
     label = f"posefw {engine.name}/{pipe.decoder.name} - {engine.weights}"
+    from posefw.drawing import draw
+
     vis = draw(image, res.keypoints, res.scores, boxes[res.valid], label)
     out = Path(args.out)
     write_image(out, vis, "--out")

@@ -18,3 +18,13 @@ def posefw_register_decoders() -> Iterable[type]:
 @hookspec
 def posefw_register_engines() -> Iterable[type]:
     """Return the inference engine classes this plugin provides (see ``posefw.engine.Engine``)."""
+
+
+@hookspec
+def posefw_register_frame_sources() -> Iterable[type]:
+    """Return the frame source classes this plugin provides (see ``posefw.streams.FrameSource``)."""
+
+
+@hookspec
+def posefw_register_box_sources() -> Iterable[type]:
+    """Return the box source classes this plugin provides (see ``posefw.streams.BoxSource``)."""

@@ -26,6 +26,15 @@ GROUP = "posefw"
 BUILTIN_DIST = "posefw"
 
 
+#: Each kind of backend and the hook that registers it.
+KINDS = {
+    "decoder": "posefw_register_decoders",
+    "engine": "posefw_register_engines",
+    "frame-source": "posefw_register_frame_sources",
+    "box-source": "posefw_register_box_sources",
+}
+
+
 class PluginError(LookupError):
     """A name that no plugin provides, or that is unavailable, broken or ambiguous."""
 
@@ -132,11 +141,11 @@ class Registry:
     def _collect(self) -> dict[str, dict[str, list[BackendInfo]]]:
         if self._backends is not None:
             return self._backends
-        found: dict[str, dict[str, list[BackendInfo]]] = {"decoder": {}, "engine": {}}
+        found: dict[str, dict[str, list[BackendInfo]]] = {kind: {} for kind in KINDS}
         for rec in self.plugins.values():
             rec.provides = []
-        hooks = (("decoder", self.pm.hook.posefw_register_decoders), ("engine", self.pm.hook.posefw_register_engines))
-        for kind, hook in hooks:
+        for kind, hook_name in KINDS.items():
+            hook = getattr(self.pm.hook, hook_name)
             for impl in hook.get_hookimpls():
                 record = self.plugins.get(impl.plugin_name) or PluginRecord(impl.plugin_name, "local", "ok")
                 try:
@@ -171,8 +180,7 @@ class Registry:
         if not isinstance(name, str) or not name:
             info.status, info.reason = "broken", f"{cls!r} has no string attribute 'name'"
             return info
-        method = "decode" if kind == "decoder" else "infer"
-        base = _base_method(kind)
+        method, base = _required_method(kind)
         impl = getattr(cls, method, None)
         if not callable(impl) or impl is base:
             info.status, info.reason = "broken", f"{cls.__name__} does not implement {method}()"
@@ -221,14 +229,19 @@ class Registry:
         return self.get(kind, name)(**options)
 
 
-def _base_method(kind: str) -> Any:
+def _required_method(kind: str) -> tuple[str, Any]:
+    """The method a class of this kind must implement, and the base class's (unimplemented) one."""
     if kind == "decoder":
         from posefw.decoder import Decoder
 
-        return Decoder.decode
-    from posefw.engine import Engine
+        return "decode", Decoder.decode
+    if kind == "engine":
+        from posefw.engine import Engine
 
-    return Engine.infer
+        return "infer", Engine.infer
+    from posefw.streams import BoxSource, FrameSource
+
+    return ("frames", FrameSource.frames) if kind == "frame-source" else ("boxes", BoxSource.boxes)
 
 
 def _resolve_conflict(kind: str, name: str, infos: list[BackendInfo]) -> None:
@@ -281,3 +294,9 @@ def available_decoders() -> list[BackendInfo]:
 
 def available_engines() -> list[BackendInfo]:
     return get_registry().backends("engine")
+
+
+def available_sources() -> list[BackendInfo]:
+    """Every frame source and box source, with its status."""
+    reg = get_registry()
+    return reg.backends("frame-source") + reg.backends("box-source")

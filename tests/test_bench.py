@@ -30,6 +30,8 @@ def test_bench_cpu_run_writes_json_and_plot(tmp_path):
             "--no-decoders",
             "--engine-option",
             "fuse_gelu=true",
+            "--engine-option",
+            "size=s",
         ]
     )
     assert rc == 0 and plot.stat().st_size > 0

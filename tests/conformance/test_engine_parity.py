@@ -48,8 +48,12 @@ def test_engines_cli_takes_options_after_plus(coco_mini, tmp_path):
     from posefw import cli
 
     out = tmp_path / "parity.json"
-    cli.main(["conformance", "--engines", "torch:bf16+fuse_gelu", "--json", str(out)])
+    cli.main(["conformance", "--engines", "torch:fp32+fuse_gelu+size=s", "--no-coco", "--json", str(out)])
     (report,) = json.loads(out.read_text())
     assert "error" not in report, report.get("error")
-    assert report["engine"]["precision"] == "bf16" and report["engine"]["fuse_gelu"] is True
+    assert (
+        report["engine"]["precision"] == "fp32"
+        and report["engine"]["size"] == "s"
+        and report["engine"]["fuse_gelu"] is True
+    )
     assert 0.0 <= report["keypoints_within_half_px"] <= 1.0
