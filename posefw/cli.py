@@ -171,6 +171,10 @@ EXTRAS = {
     "torch": "torch",
     "safetensors": "test",
     "triton": "torch",
+    "av": "video",
+    "PyNvVideoCodec": "nvdec",
+    "ray": "serve",
+    "tritonclient": "triton",
 }
 
 

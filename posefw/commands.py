@@ -13,6 +13,7 @@ MODULES = (
     "posefw.bench",
     "posefw.commands_model",
     "posefw.commands_run",
+    "posefw.commands_serve",
 )
 
 

@@ -68,11 +68,33 @@ class BenchConfig:
 
 
 @dataclass
+class ServeConfig:
+    """``posefw serve``: the HTTP endpoint, Ray Serve's replicas and its request batching."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    route_prefix: str = "/"
+    num_replicas: int = 1
+    num_gpus: float = 0.0  # per replica; 1.0 gives each replica a GPU of its own
+    num_cpus: float = 1.0
+    max_batch_size: int = 16  # requests (frames) per engine call; their boxes share its batches
+    batch_wait_timeout_s: float = 0.005  # how long a batch waits to fill
+    max_ongoing_requests: int = 64
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1 or self.num_replicas < 1:
+            raise ValueError("config [serve]: max_batch_size and num_replicas must be >= 1")
+        if self.batch_wait_timeout_s < 0 or self.num_gpus < 0 or self.num_cpus < 0:
+            raise ValueError("config [serve]: batch_wait_timeout_s, num_gpus and num_cpus must be >= 0")
+
+
+@dataclass
 class Config:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     source: str = "defaults"
     #: The keys each section of the file set (defaults fill the rest; a caller may prefer its own).
     given: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -85,7 +107,7 @@ class Config:
         return dataclasses.replace(self, **{section: dataclasses.replace(sub, **given)})
 
 
-_TYPES = {int: (int,), str: (str,), dict: (dict,), list: (list,), bool: (bool,)}
+_TYPES = {int: (int,), float: (int, float), str: (str,), dict: (dict,), list: (list,), bool: (bool,)}
 
 
 def _check_keys(section: str, values: dict[str, Any], target: Any) -> None:
@@ -118,10 +140,28 @@ def load_config(path: str | Path) -> Config:
         raise FileNotFoundError(f"config: file not found: {p}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config: {p} is not valid TOML: {exc}") from None
-    sections = {"decoder": DecoderConfig, "engine": EngineConfig, "bench": BenchConfig, "pipeline": PipelineConfig}
-    unknown = sorted(set(data) - set(sections))
+    return config_from_dict(data, str(p))
+
+
+SECTIONS = {
+    "decoder": DecoderConfig,
+    "engine": EngineConfig,
+    "bench": BenchConfig,
+    "pipeline": PipelineConfig,
+    "serve": ServeConfig,
+}
+
+
+def config_from_dict(data: dict[str, Any], source: str = "dict") -> Config:
+    """A Config from TOML-shaped tables (what ``config_to_dict`` gives, e.g. to a serving replica)."""
+    unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
-        raise ValueError(f"config: unknown sections {unknown} in {p}; expected {sorted(sections)}")
-    parts = {k: _section(cls, k, data.get(k, {})) for k, cls in sections.items()}
+        raise ValueError(f"config: unknown sections {unknown} in {source}; expected {sorted(SECTIONS)}")
+    parts = {k: _section(cls, k, data.get(k, {})) for k, cls in SECTIONS.items()}
     given = {k: tuple(v) for k, v in data.items() if isinstance(v, dict)}
-    return Config(**parts, source=str(p), given=given)
+    return Config(**parts, source=source, given=given)
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The sections as plain tables (picklable, TOML-shaped)."""
+    return {k: dataclasses.asdict(getattr(config, k)) for k in SECTIONS}
