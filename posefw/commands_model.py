@@ -19,7 +19,14 @@ def add_parser(sub) -> None:
         "--checkpoint", default=None, help="official .pth or HuggingFace .safetensors (default: random weights)"
     )
     ex.add_argument("--size", default="b", choices=("s", "b", "l", "h"))
-    ex.add_argument("--out", required=True)
+    ex.add_argument("--out", default=None, help="the ONNX file to write (or give --triton-repo)")
+    ex.add_argument(
+        "--triton-repo",
+        default=None,
+        metavar="DIR",
+        help="write a Triton model repository here (DIR/NAME/config.pbtxt, DIR/NAME/1/model.onnx, README)",
+    )
+    ex.add_argument("--model-name", default="vitpose", help="the model's name in the Triton repository")
     ex.add_argument("--opset", type=int, default=18)
     ex.add_argument("--max-batch", type=int, default=64)
     ex.add_argument(
@@ -92,6 +99,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from posefw.outputs import atomic_path, check_target
 
     console = make_console()
+    if (args.out is None) == (args.triton_repo is None):
+        raise ValueError("export: give exactly one of --out FILE.onnx or --triton-repo DIR")
+    if args.triton_repo:
+        return _export_triton(args, console)
     check_target(args.out, "--out")
     model = load_vitpose(args.checkpoint) if args.checkpoint else random_vitpose(args.size)
     weights = f"checkpoint {args.checkpoint}" if args.checkpoint else "random weights"
@@ -134,6 +145,28 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
         if not rep["passed"]:
             return 1
+    return 0
+
+
+def _export_triton(args: argparse.Namespace, console: Any) -> int:
+    """The ONNX model exported and validated as for --out, then laid out as a Triton repository."""
+    import tempfile
+
+    from posefw.serving.triton_repo import write_repo
+
+    repo = Path(args.triton_repo)
+    if (repo / args.model_name).exists():
+        raise ValueError(f"--triton-repo: {repo / args.model_name} exists already (choose another DIR or --model-name)")
+    with tempfile.TemporaryDirectory() as tmp:
+        args.out = str(Path(tmp) / "model.onnx")
+        args.triton_repo = None
+        rc = cmd_export(args)
+        if rc:
+            return rc
+        config = write_repo(repo, args.out, args.model_name, args.max_batch, args.precision, args.with_decoder)
+    console.print(
+        f"Triton model repository: {config} (checked with Triton's ModelConfig protobuf); {repo / 'README.md'}"
+    )
     return 0
 
 
