@@ -219,7 +219,8 @@ class TensorRTEngine(Engine):
             self._enqueue(ctx, x, y, side.cuda_stream)  # warm-up outside capture, as TensorRT requires
             side.synchronize()
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=side):
+            # thread_local: a decoder thread's CUDA calls (NVDEC, copies) must not void this capture
+            with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
                 self._enqueue(ctx, x, y, side.cuda_stream)
             self._graphs[key] = (graph, x, y)
         graph, x, y = self._graphs[key]

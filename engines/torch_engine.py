@@ -247,7 +247,11 @@ class TorchEngine(Engine):
                         step(static_in)
                 torch.cuda.current_stream(self.torch_device).wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.inference_mode(), torch.cuda.graph(graph, stream=torch.cuda.Stream(self.torch_device)):
+                # thread_local: another thread's CUDA calls (a video decoder's, say) must not void it
+                capture = torch.cuda.graph(
+                    graph, stream=torch.cuda.Stream(self.torch_device), capture_error_mode="thread_local"
+                )
+                with torch.inference_mode(), capture:
                     static_out = step(static_in)
             self._graphs[key] = (graph, static_in, static_out)
         graph, static_in, static_out = self._graphs[key]

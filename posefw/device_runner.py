@@ -101,6 +101,31 @@ class DeviceRunner:
         self.slots: list[Slot] = []  # grows to the number of calls in flight (two for stream())
         self._steps: dict[int, Any] = {}
         self.in_graph = bool(getattr(pipe.decoder, "graph_safe", False))
+        # Batches run padded to a few sizes: one graph each, not one per box count (a graph
+        # capture costs tens of ms; camera streams bring every count from 1 to the maximum).
+        # Metadata engines (the oracle) render exactly the boxes they are given.
+        top = pipe.per_batch
+        self.sizes = [] if eng.needs_crops else sorted({s for s in (1, 2, 4, *range(8, top, 8)) if s < top} | {top})
+
+    def padded(self, n: int) -> int:
+        """The batch size ``n`` boxes run at: the next of :attr:`sizes` (at most 7 spare rows)."""
+        return next((s for s in self.sizes if s >= n), n)
+
+    def warm_up(self) -> None:
+        """Capture every batch size's graph now, on a dummy frame, rather than on first use (a
+        stream runner calls this before its decoder threads start)."""
+        import torch
+
+        with self._lock, torch.cuda.device(self.device):
+            frame = torch.zeros((16, 16, 3), dtype=torch.uint8, device=self.device)
+            n = self.pipe.per_batch
+            self.ints[:n, :6] = torch.tensor([frame.data_ptr(), 16, 16, 48, 3, 1], device=self.device)
+            self.floats[:n] = 0
+            self.floats[:n, 0] = self.floats[:n, 4] = 1.0 / 12
+            self.centers[:n], self.scales[:n] = 8.0, 16.0
+            for size in self.sizes:
+                self._step(size)(None, None)
+            torch.cuda.synchronize(self.device)
 
     def check_frame(self, frame: Any, index: int) -> None:
         if frame.device != "cpu" and frame.device != str(self.device):
@@ -160,7 +185,9 @@ class DeviceRunner:
                 crops = None
                 if self.pipe.engine.needs_crops:  # engines that render from metadata (the oracle)
                     crops = Crops.of_batch(plan.image_ids[sl], plan.centers[sl], plan.scales[sl], self.pipe.udp, flip)
-                res = self._step(n)(None, crops)
+                res = self._step(self.padded(n))(None, crops)
+                if len(res) != n:
+                    res = res[:n]  # the padding rows' results
                 if not self.in_graph:
                     r = checked_result(
                         self.pipe.decoder.decode(res, plan.centers[sl], plan.scales[sl]), self.pipe.decoder.name
@@ -239,6 +266,8 @@ class DeviceRunner:
             ints[:n, :6], ints[:n, 6:] = frame_table[sl], 0
             floats[:n, :6], floats[:n, 6:] = matrices[sl], 0
             centers[:n], scales[:n] = plan.centers[sl], plan.scales[sl]
+            pad = self.padded(n)  # padding rows repeat the first box: valid reads, results dropped
+            ints[n:pad], floats[n:pad], centers[n:pad], scales[n:pad] = ints[0], floats[0], centers[0], scales[0]
             blocks.append(block)
         return blocks
 

@@ -114,6 +114,7 @@ class StreamRun:
         self.frames_done = self.boxes_done = 0
 
     def __iter__(self) -> Iterator[FrameResult]:
+        self.pipeline.warm_up()  # graphs captured before the decoder threads touch CUDA
         readers = [_Reader(s, self.ahead) for s in self.streams]
         for r in readers:
             r.start()
@@ -134,38 +135,58 @@ class StreamRun:
             self._stream_end(r)
 
     def _ticks(self, readers: list[_Reader], ticks: deque) -> Iterator[tuple[list, list]]:
-        """Engine calls: the next frames of every live stream until the batch is full."""
+        """Engine calls: the next frames of every live stream until the engine's batch is full.
+
+        A frame whose boxes would overflow the batch waits for the next call (its stream's
+        later frames wait behind it), so calls fill the engine's batches without spilling over."""
         live = list(readers)
         seen = [0] * len(readers)
+        held: dict[int, tuple] = {}  # stream index -> an entry that did not fit the last call
         per_call = self.pipeline.per_batch
-        while live:
+        start = 0
+        while live or held:
             entries: list[tuple] = []
             frames, boxes = [], []
             total = 0
-            for reader in list(live):
-                i = readers.index(reader)
+            full = False
+            order = list(range(start, len(readers))) + list(range(start))
+            start = (start + 1) % len(readers)  # each call starts at the next stream: none starves
+            for i in order:
+                reader = readers[i]
+                if full:
+                    break
+                if reader not in live and i not in held:
+                    continue
                 take = 1 if reader.stream.boxes.follows_poses else per_call
                 for _ in range(take):
-                    if self.max_frames is not None and seen[i] >= self.max_frames:
-                        live.remove(reader)
+                    if i in held:
+                        entry = held.pop(i)
+                    else:
+                        if reader not in live:
+                            break
+                        if self.max_frames is not None and seen[i] >= self.max_frames:
+                            live.remove(reader)
+                            break
+                        if (frames or entries) and reader.queue.empty():
+                            break  # a full call never waits on one slow camera
+                        item = reader.queue.get()
+                        if item is _END:
+                            live.remove(reader)
+                            break
+                        seen[i] += 1
+                        entry = self._entry(reader.stream.boxes, item)
+                    n = len(entry[2]) if entry[0] == "call" else 0
+                    if frames and total + n > per_call:
+                        held[i], full = entry, True
                         break
-                    if (frames or entries) and reader.queue.empty():
-                        break  # a full call never waits on one slow camera
-                    item = reader.queue.get()
-                    if item is _END:
-                        live.remove(reader)
-                        break
-                    seen[i] += 1
-                    entry = self._entry(reader.stream.boxes, item)
                     entries.append(entry)
                     if entry[0] == "call":
-                        frames.append(item.image)
+                        frames.append(entry[1].image)
                         boxes.append(entry[2].boxes)
-                        total += len(entry[2])
+                        total += n
                     if total >= per_call:
+                        full = True
                         break
-                if total >= per_call:
-                    break
             ticks.append((entries, bool(frames)))
             if frames:
                 self.batches.append(total)

@@ -172,6 +172,13 @@ class Pipeline:
         plan = self.plan(frames, boxes, image_ids)
         return self._finish(plan, self.runner.launch(plan))
 
+    def warm_up(self) -> None:
+        """Do now what the first calls would (graph captures for every batch size on the GPU
+        path), so they do not cost the first frames, nor happen while other threads use CUDA."""
+        warm = getattr(self.runner, "warm_up", None)
+        if warm is not None:
+            warm()
+
     def stream(self, items: Iterable[Any], depth: int = 2) -> Iterator[list[PoseResult]]:
         """Results of each ``(frames, boxes)`` or ``(frames, boxes, image_ids)`` item, in order.
 

@@ -57,10 +57,11 @@ class NvDecVideo(FrameSource):
         meta = dec.get_stream_metadata()
         fps = float(getattr(meta, "average_fps", 0.0) or 0.0)
         self.expected_frames = int(getattr(meta, "num_frames", 0) or 0) or None
+        total = len(dec) or None  # asking past the end makes the decoder warn per frame
         index = 0
-        while True:
+        while total is None or index < total:
             try:
-                batch = dec.get_batch_frames(self.batch)
+                batch = dec.get_batch_frames(self.batch if total is None else min(self.batch, total - index))
             except Exception as exc:  # noqa: BLE001
                 yield VideoFrame(self.stream, index, None, None, f"stream ended with an error: {exc}", index)
                 return

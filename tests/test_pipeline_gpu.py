@@ -116,3 +116,54 @@ def test_eval_gpu_and_cpu_paths(coco_mini, tmp_path):
             stats[engine, pre] = res["stats"]["AP"]
     assert abs(stats["torch", "gpu"] - stats["torch", "cpu"]) <= 0.001, stats
     assert stats["oracle", "gpu"] == stats["oracle", "cpu"] and stats["oracle", "gpu"] > 0.9, stats
+
+
+def test_padded_batches_and_warm_up(engine_fp32, frames_and_boxes):
+    """Every box count runs at one of a few padded sizes (one graph each, captured by warm_up);
+    the padding rows never change the real rows' keypoints."""
+    frames, boxes, _ = frames_and_boxes
+    pipe = Pipeline(engine_fp32, posefw.create_decoder("cupy-full"), preprocess="gpu")
+    pipe.warm_up()
+    graphs = len(engine_fp32._graphs)
+    assert pipe.runner.sizes[:4] == [1, 2, 4, 8] and pipe.runner.sizes[-1] == 64
+    allb = np.concatenate(boxes)
+    owner = np.repeat(np.arange(len(frames)), [len(b) for b in boxes])
+    alone = {}
+    for n in (1, 3, 5, 9, 17, 33, 63):  # every count between the sizes: no new capture
+        rows = np.arange(n) % len(allb)
+        fr = [frames[owner[r]] for r in rows]
+        res = pipe(fr, [allb[r : r + 1] for r in rows])
+        for r, out in zip(rows, res):
+            alone.setdefault(int(r), out.keypoints[0])
+            np.testing.assert_allclose(out.keypoints[0], alone[int(r)], atol=1e-3)
+    assert len(engine_fp32._graphs) == graphs, "a box count outside the padded sizes captured a graph"
+
+
+def test_stream_run_with_device_frames_from_a_decoder_thread(engine_fp32, frames_and_boxes):
+    """A frame source that makes CUDA tensors on its own thread (as NVDEC does) while the
+    pipeline captures and replays graphs: every frame's keypoints equal a direct call's."""
+    from posefw.multistream import Stream, StreamRun
+    from posefw.streams import BoxSource, Detections, FrameSource, VideoFrame
+
+    frames, boxes, _ = frames_and_boxes
+
+    class DeviceFrames(FrameSource):
+        def frames(self):
+            for i, f in enumerate(frames):
+                yield VideoFrame(self.stream, i, None, torch.from_numpy(f).cuda().clone())
+
+    class GroundTruth(BoxSource):
+        def boxes(self, frame):
+            return Detections(boxes[frame.index], np.ones(len(boxes[frame.index])))
+
+    pipe = Pipeline(
+        posefw.create_engine("torch", precision="fp32", device="cuda", cuda_graph=True),
+        posefw.create_decoder("cupy-full"),
+        preprocess="gpu",
+    )
+    run = StreamRun(pipe, [Stream(DeviceFrames("x", stream=f"s{i}"), GroundTruth()) for i in range(3)])
+    got = list(run)
+    assert len(got) == 3 * len(frames) and not run.problems
+    ref = pipe(frames, boxes)
+    for r in got:
+        np.testing.assert_allclose(r.keypoints, ref[r.frame.index].keypoints, atol=1e-3)
