@@ -79,8 +79,13 @@ def peaks(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return idx, score, finite
 
 
-def blur_window(flat, x, y, h, w, g, reach, zero_pad):
-    """Blurred values on the (2*reach+1)^2 grid around (x, y): (M, 2*reach+1, 2*reach+1) f32."""
+def blur_window(flat, x, y, h, w, g, reach, zero_pad, which=None):
+    """Blurred values on the (2*reach+1)^2 grid around (x, y): (M, 2*reach+1, 2*reach+1) f32.
+
+    ``flat`` is (maps, H*W); ``which`` picks the map of each (x, y) (default: one map each, in
+    order), so a batch's valid maps are read in place, never copied. The separable blur is two
+    GEMMs against band matrices of the taps (float32, as OpenCV's separable filter).
+    """
     r = (g.size - 1) // 2
     off = np.arange(-(r + reach), r + reach + 1)
     rows = y[:, None] + off
@@ -91,23 +96,41 @@ def blur_window(flat, x, y, h, w, g, reach, zero_pad):
         rows, cols = np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)
     else:
         rows, cols = reflect101(rows, h), reflect101(cols, w)
-    index = rows[:, :, None] * w + cols[:, None, :]
-    win = np.take_along_axis(flat, index.reshape(len(x), -1), axis=1).reshape(index.shape)
+    base = (np.arange(len(x)) if which is None else np.asarray(which)) * (h * w)
+    index = base[:, None, None] + rows[:, :, None] * w + cols[:, None, :]
+    win = flat.reshape(-1)[index]
     if zero_pad:
         win = win * (rin[:, :, None] & cin[:, None, :])
-    n = 2 * reach + 1
-    hor = sum(g[j] * win[:, :, j : j + n] for j in range(g.size))
-    return sum(g[i] * hor[:, i : i + n, :] for i in range(g.size)).astype(np.float32)
+    n, size = 2 * reach + 1, off.size
+    band = _taps_band(g, n)  # (size, n): column j holds the taps at rows j..j+2r
+    hor = (win.reshape(-1, size) @ band).reshape(len(x), size, n)
+    ver = np.swapaxes(hor, 1, 2).reshape(-1, size) @ band
+    return np.swapaxes(ver.reshape(len(x), n, n), 1, 2).astype(np.float32, copy=False)
 
 
-def udp_derivatives(flat, x, y, h, w, kernel) -> np.ndarray:
+def _taps_band(g: np.ndarray, n: int) -> np.ndarray:
+    """(g.size + n - 1, n) float32: column j holds the taps ``g`` at rows j .. j + g.size - 1."""
+    return _taps_band_of(np.asarray(g, np.float32).tobytes(), n)
+
+
+@functools.lru_cache(maxsize=32)
+def _taps_band_of(taps: bytes, n: int) -> np.ndarray:
+    g = np.frombuffer(taps, np.float32)
+    band = np.zeros((g.size + n - 1, n), np.float32)
+    for j in range(n):
+        band[j : j + g.size, j] = g
+    band.setflags(write=False)
+    return band
+
+
+def udp_derivatives(flat, x, y, h, w, kernel, which=None) -> np.ndarray:
     """DARK-UDP first and second derivatives (M, 5) as dx, dy, dxx, dxy, dyy (float32).
 
     Blur (reflect-101), clip to [0.001, 50], log, edge padding, 1-pixel central differences,
     in mmpose's float32 operation order.
     """
     g = gaussian_kernel1d(kernel)
-    b = blur_window(flat, x, y, h, w, g, 1, zero_pad=False)
+    b = blur_window(flat, x, y, h, w, g, 1, zero_pad=False, which=which)
     # Edge padding of the blurred map: neighbours outside the map read the edge pixel.
     ry = np.stack([np.maximum(y - 1, 0), y, np.minimum(y + 1, h - 1)], 1) - y[:, None] + 1
     rx = np.stack([np.maximum(x - 1, 0), x, np.minimum(x + 1, w - 1)], 1) - x[:, None] + 1
@@ -126,7 +149,7 @@ def udp_derivatives(flat, x, y, h, w, kernel) -> np.ndarray:
     return np.stack([dx, dy, dxx, dxy, dyy], axis=1)
 
 
-def dark_derivatives(flat, x, y, h, w, kernel, maxima) -> np.ndarray:
+def dark_derivatives(flat, x, y, h, w, kernel, maxima, which=None) -> np.ndarray:
     """Classic DARK derivatives (M, 5) at interior argmaxes (float32, mmpose's order).
 
     The map is zero-padded, blurred and rescaled by maximum / blurred maximum, then floored
@@ -136,11 +159,12 @@ def dark_derivatives(flat, x, y, h, w, kernel, maxima) -> np.ndarray:
     every sampled b >= 1e-10. Only maps with a smaller sample get the exact s from a full blur.
     """
     g = gaussian_kernel1d(kernel)
-    b = blur_window(flat, x, y, h, w, g, 2, zero_pad=True)
+    b = blur_window(flat, x, y, h, w, g, 2, zero_pad=True, which=which)
     taps = b[:, [0, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 4], [2, 1, 2, 3, 0, 1, 2, 3, 4, 1, 2, 3, 2]]
     need = np.flatnonzero((taps < DARK_RESCALE_GUARD).any(axis=1))
     if need.size:
-        blurred_max = _full_blur_max(flat[need].reshape(-1, h, w), g)
+        maps = flat[need if which is None else np.asarray(which)[need]]
+        blurred_max = _full_blur_max(maps.reshape(-1, h, w), g)
         with np.errstate(divide="ignore", invalid="ignore"):
             s = (maxima[need] / blurred_max).astype(np.float32)
         b[need] = b[need] * s[:, None, None]
@@ -237,19 +261,19 @@ def decode_coords(hm: np.ndarray, algorithm: str, kernel: int) -> tuple[np.ndarr
     out = np.full((n * k, 2), -1.0, np.float32)
     v = np.flatnonzero(valid)
     if v.size:
-        fv, xv, yv = flat[v], x[v], y[v]
+        xv, yv = x[v], y[v]  # the valid maps are read in place through ``v``, not copied
         with np.errstate(all="ignore"):
             if algorithm == "dark-udp":
-                out[v] = udp_step(xv, yv, udp_derivatives(fv, xv, yv, h, w, kernel))
+                out[v] = udp_step(xv, yv, udp_derivatives(flat, xv, yv, h, w, kernel, which=v))
             elif algorithm == "dark":
                 out[v] = np.stack([xv, yv], 1)
                 inner = np.flatnonzero(dark_interior(xv, yv, h, w))
                 if inner.size:
                     xi, yi = xv[inner], yv[inner]
-                    d = dark_derivatives(fv[inner], xi, yi, h, w, kernel, score[v][inner])
+                    d = dark_derivatives(flat, xi, yi, h, w, kernel, score[v][inner], which=v[inner])
                     out[v[inner]] = dark_step(xi, yi, d)
             else:
-                out[v] = argmax_shift(fv, xv, yv, h, w)
+                out[v] = argmax_shift(flat[v], xv, yv, h, w)
     bad = ~finite
     out[bad] = np.nan
     score = score.astype(np.float32, copy=True)
