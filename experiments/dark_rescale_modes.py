@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from posefw.benchmarks.timing import graph_time
 from posefw.conformance.cases import gaussian_maps, realistic
-from posefw.plugins import cuda_dark_source, cupy_common
 
 import posefw
 
@@ -34,12 +33,9 @@ def clean(seed: int, n: int) -> np.ndarray:
 
 
 def main() -> None:
-    chosen = cuda_dark_source.smem_blur_mode
-    for mode in (1, 0):
-        forced = lambda algorithm, h, w, mode=mode: mode if algorithm == "dark" else 0  # noqa: E731
-        cuda_dark_source.smem_blur_mode = cupy_common.smem_blur_mode = forced
+    for mode in (1, 0):  # the decoders' own option, not a patched module function
         for name in ("cupy-full", "numba-full"):
-            dec = posefw.create_decoder(name, algorithm="dark")
+            dec = posefw.create_decoder(name, algorithm="dark", blur_staging=mode)
             row = []
             for label, make in (("realistic", realistic), ("clean", clean)):
                 for b in (1, 64):
@@ -54,7 +50,6 @@ def main() -> None:
                 f"{name:<11} mode={mode} " + "  ".join(row) + f"  scores identical: {same}  max |dkp| {err:.1e} px",
                 flush=True,
             )
-    cuda_dark_source.smem_blur_mode = cupy_common.smem_blur_mode = chosen
 
 
 if __name__ == "__main__":

@@ -91,7 +91,9 @@ class Launch:
         self.keepalive += [c, s]
         return int(c.data.ptr), int(s.data.ptr)
 
-    def run(self, algorithm: str, kernel: int, mode: int, kp: int, sc: int, parts: int) -> None:
+    def run(
+        self, algorithm: str, kernel: int, mode: int, kp: int, sc: int, parts: int, blur_staging: int | None = None
+    ) -> None:
         import cupy
 
         if self.view.dtype not in ("float32", "float16"):
@@ -100,7 +102,7 @@ class Launch:
         f32, f16 = _module(kernel, self.view.device, threads)
         fn = f32 if self.view.dtype == "float32" else f16
         sn, sk, sh, sw = self.view.strides
-        smem = smem_blur_mode(algorithm, self.h, self.w)
+        smem = smem_blur_mode(algorithm, self.h, self.w) if blur_staging is None else int(blur_staging)
         args = (
             np.uint64(self.view.ptr),
             np.int64(sn),

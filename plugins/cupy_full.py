@@ -21,6 +21,8 @@ class CupyFullDecoder(Decoder):
     name = "cupy-full"
     graph_safe = True
     device = "cuda"
+    #: blur_staging forces where classic DARK's full blur runs (0 global, 1 shared; default by size).
+    options = ("blur_staging",)
 
     @classmethod
     def available(cls) -> str | None:
@@ -47,7 +49,15 @@ class CupyFullDecoder(Decoder):
             kp = empty_like_framework(call.fw, (*shape, 2), call.view.device)
             sc = empty_like_framework(call.fw, shape, call.view.device)
         if call.n:
-            call.run(self.algorithm, self.kernel, 0, device_view(kp).ptr, device_view(sc).ptr, 0)
+            call.run(
+                self.algorithm,
+                self.kernel,
+                0,
+                device_view(kp).ptr,
+                device_view(sc).ptr,
+                0,
+                self.opts.get("blur_staging"),
+            )
         return DecodeResult(kp, sc)
 
 

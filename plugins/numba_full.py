@@ -52,7 +52,8 @@ class NumbaFullDecoder(Decoder):
     #: Block size and register cap; by default 512 threads for grids of at most one block per SM
     #: (latency) and 128 threads capped at 56 registers otherwise (one wave); docs/results/benchmarks-history.md.
     #: flat=False forces the strided kernel even for C-contiguous heatmaps (tests and benchmarks).
-    options = ("threads", "max_registers", "flat")
+    #: blur_staging forces where classic DARK's full blur runs (0 global, 1 shared; default by size).
+    options = ("threads", "max_registers", "flat", "blur_staging")
 
     @classmethod
     def available(cls) -> str | None:
@@ -110,7 +111,8 @@ class NumbaFullDecoder(Decoder):
                 view = device_view(dev_hm if fw == "numba" else heatmaps)
                 ptr = stream_pointer(stream, view) if fw != "numba" or stream is not None else 0
                 launch_stream = cuda.external_stream(ptr) if ptr else 0
-            smem = smem_blur_mode(self.algorithm, h, w)
+            forced = self.opts.get("blur_staging")
+            smem = smem_blur_mode(self.algorithm, h, w) if forced is None else int(forced)
             kern[n * k, threads, launch_stream, 4 * h * w if smem else 0](
                 dev_hm, k, h, w, kp, sc, dc, ds, has_boxes, smem
             )

@@ -34,7 +34,7 @@ class TorchFullDecoder(Decoder):
         super().__init__(algorithm, kernel, **options)
         import torch
 
-        from .torch_dark import DarkDecode
+        from posefw.dark_torch import DarkDecode
 
         solve = self.opts.get("solve_dtype", "float64")
         if solve not in ("float64", "float32"):

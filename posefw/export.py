@@ -61,7 +61,7 @@ def _wrap(model, algorithm: str | None, kernel: int):
 
     if algorithm is None:
         return model, ["images"], ["heatmaps"]
-    from posefw.plugins.torch_dark import DarkDecode
+    from posefw.dark_torch import DarkDecode
 
     class WithDecoder(torch.nn.Module):
         def __init__(self):

@@ -1,4 +1,5 @@
-"""DARK decoding as a torch.nn.Module: batched, branch-free, CUDA-graph capturable, exportable.
+"""DARK decoding as a torch.nn.Module, beside :mod:`posefw.dark` in the algorithm's one home:
+batched, branch-free, CUDA-graph capturable, exportable (torch-full and ``export`` use it).
 
 Same rules and float32 operation order as numpy-cpu. There is no data-dependent control flow:
 the classic-DARK rescale is computed for every map from a full zero-padded blur (conv2d) and
