@@ -10,6 +10,7 @@ next replay of that batch size.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,49 @@ ATTENTIONS = ("sdpa", "flex")
 SPLIT_MIN = 32
 
 
+@dataclass(frozen=True)
+class TorchOptions:
+    """How a TorchEngine is built. Each field is a constructor keyword and a TOML key; values are
+    checked here, what depends on the machine (CUDA present) when the engine is built."""
+
+    checkpoint: str | None = None  # official .pth or HuggingFace .safetensors; None: random weights
+    size: str = "b"  # s, b, l, h (random weights)
+    precision: str = "fp32"  # fp32, fp16 (CUDA), bf16
+    device: str | None = None  # default: cuda when torch sees a GPU
+    compile: bool | str = False  # torch.compile; a string is its mode
+    cuda_graph: bool = False  # one graph per batch size
+    max_batch: int = 64
+    seed: int = 0  # random weights' seed
+    channels_last: bool = False
+    fuse_gelu: bool | None = None  # default: on for fp16 on CUDA
+    streams: int | None = None  # stream slices per batch; default 2 with graphs, else 1
+    attention: str | None = None  # sdpa or flex; default flex when compiling for CUDA
+    fuse_head: bool | None = None  # default: wherever it can (CUDA, Triton)
+
+    def __post_init__(self) -> None:
+        from posefw.models.vitpose import SIZES
+
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        if self.size not in SIZES:
+            raise ValueError(f"size: expected one of {sorted(SIZES)}, got {self.size!r}")
+        if self.streams is not None and (
+            not isinstance(self.streams, int) or isinstance(self.streams, bool) or self.streams < 1
+        ):
+            raise ValueError(f"streams: expected an integer >= 1, got {self.streams!r}")
+        if self.attention is not None and self.attention not in ATTENTIONS:
+            raise ValueError(f"attention: expected one of {ATTENTIONS}, got {self.attention!r}")
+
+    @classmethod
+    def of(cls, given: dict[str, Any]) -> TorchOptions:
+        """From keywords; an unknown one is named with the accepted ones."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise TypeError(f"options: engine 'torch' accepts {', '.join(known + ['model'])}; unknown {unknown}")
+        return cls(**given)
+
+
 class TorchEngine(Engine):
     name = "torch"
     device = "cpu/cuda"
@@ -38,47 +82,39 @@ class TorchEngine(Engine):
             return "torch is not installed: pip install torch"
         return None
 
-    def __init__(
-        self,
-        checkpoint: str | None = None,
-        size: str = "b",
-        precision: str = "fp32",
-        device: str | None = None,
-        compile: bool | str = False,
-        cuda_graph: bool = False,
-        max_batch: int = 64,
-        seed: int = 0,
-        model: Any = None,
-        channels_last: bool = False,
-        fuse_gelu: bool | None = None,
-        streams: int | None = None,
-        attention: str | None = None,
-        fuse_head: bool | None = None,
-    ) -> None:
+    #: Constructor keywords (and TOML ``[engine.options]`` keys): TorchOptions' fields and ``model``.
+    options = ("model",)  # completed below the class from TorchOptions
+
+    def __init__(self, options: TorchOptions | None = None, *, model: Any = None, **given: Any) -> None:
         import torch
 
         from posefw.models.checkpoints import load_vitpose
-        from posefw.models.vitpose import SIZES, random_vitpose
+        from posefw.models.vitpose import random_vitpose
 
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
-        if size not in SIZES:
-            raise ValueError(f"size: expected one of {sorted(SIZES)}, got {size!r}")
-        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if options is not None and given:
+            raise TypeError("TorchEngine: give a TorchOptions or keywords, not both")
+        o = options if options is not None else TorchOptions.of(given)
+        self.opts = o
+        checkpoint, size, precision, seed = o.checkpoint, o.size, o.precision, o.seed
+        compile, cuda_graph, max_batch = o.compile, o.cuda_graph, o.max_batch
+        channels_last, fuse_gelu, streams, attention, fuse_head = (
+            o.channels_last,
+            o.fuse_gelu,
+            o.streams,
+            o.attention,
+            o.fuse_head,
+        )
+        dev = o.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dev.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"device: {dev!r} requested but torch sees no CUDA GPU")
-        if precision != "fp32" and dev == "cpu" and precision == "fp16":
+        if dev == "cpu" and precision == "fp16":
             raise ValueError("precision: fp16 needs a CUDA device (use fp32 or bf16 on the CPU)")
         if cuda_graph and not dev.startswith("cuda"):
             raise ValueError("cuda_graph: needs a CUDA device")
         if streams is None:  # default: two slices where they were measured to pay, in CUDA graphs
             streams = 2 if cuda_graph else 1
-        if not isinstance(streams, int) or isinstance(streams, bool) or streams < 1:
-            raise ValueError(f"streams: expected an integer >= 1, got {streams!r}")
         if streams > 1 and not dev.startswith("cuda"):
             raise ValueError("streams: more than one stream needs a CUDA device")
-        if attention is not None and attention not in ATTENTIONS:
-            raise ValueError(f"attention: expected one of {ATTENTIONS}, got {attention!r}")
         if attention == "flex" and not compile:
             raise ValueError("attention: 'flex' needs compile (eager flex attention is an unfused reference)")
         self.checkpoint, self.size, self.seed = checkpoint, size, seed
@@ -264,6 +300,9 @@ class TorchEngine(Engine):
             return static_out
 
         return replay
+
+
+TorchEngine.options = ("model", *(f.name for f in fields(TorchOptions)))
 
 
 @hookimpl

@@ -176,7 +176,8 @@ def _engine_options(args: argparse.Namespace, engine: str) -> dict[str, Any]:
 
     import posefw
 
-    accepted = inspect.signature(posefw.get_registry().get("engine", engine)).parameters
+    cls = posefw.get_registry().get("engine", engine)
+    accepted = set(getattr(cls, "options", ())) | set(inspect.signature(cls).parameters)  # declared, or its keywords
     given = {"checkpoint": args.checkpoint, "device": args.device, "annotations": getattr(args, "annotations", None)}
     return {k: v for k, v in given.items() if v is not None and k in accepted}
 
