@@ -122,10 +122,7 @@ def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
-    import posefw
-    from posefw.benchmarks import pipelines as pl
+    """Resolve the settings, run the pipelines, the end-to-end rows and the decoders; print, save."""
     from posefw.console import console as make_console
     from posefw.testing import cuda_reason
 
@@ -143,9 +140,49 @@ def main(args: argparse.Namespace) -> int:
             f"(engine {cfg.engine.name} {eopts.get('precision', '')} on the CPU, CPU decoders) with batches "
             f"{cfg.bench.batches}, {cfg.bench.iterations} iterations, warm-up {cfg.bench.warmup}."
         )
+    t0 = time.time()
+    engine = _make_engine(cfg, eopts)
+    algorithm, full_name = cfg.decoder.algorithm, cfg.decoder.name
+    rows = _pipeline_rows(engine, cfg, cuda, console)
+    _ratios(rows)
+    e2e = None if args.no_e2e else _end_to_end(args, engine, cfg, cuda, console)
+    decoders = [] if args.no_decoders else _decoders(cfg, cuda, console, algorithm)
+    result = {
+        "environment": _environment(cuda),
+        "engine": engine.describe(),
+        "weights": engine.weights,
+        "model": f"ViTPose-{str(engine.describe().get('size', 'b')).upper()} 256x192",
+        "configuration": {
+            "engine": cfg.engine.name,
+            "engine_options": eopts,
+            "decoder": full_name,
+            "algorithm": algorithm,
+            "batches": cfg.bench.batches,
+            "iterations": cfg.bench.iterations,
+            "warmup": cfg.bench.warmup,
+            "config_file": cfg.source,
+        },
+        "gpu": cuda,
+        "pipelines": rows,
+        "end_to_end": e2e,
+        "decoders": decoders,
+        "seconds": round(time.time() - t0, 1),
+    }
+    _print(console, result)
+    if args.json:
+        write_json(args.json, result, "--json")
+    if args.plot:
+        _plot(result, args.plot)
+    console.print(f"results: {args.json}, plot: {args.plot} ({result['seconds']} s)")
+    return 0
+
+
+def _make_engine(cfg: Config, eopts: dict[str, Any]) -> Any:
+    """The engine, after checking the decoder names and batch sizes against what is installed."""
+    import posefw
+
     reg = posefw.get_registry()
-    full_name = cfg.decoder.name
-    reg.get("decoder", full_name)  # unknown or unavailable: a clear error with the list
+    reg.get("decoder", cfg.decoder.name)  # unknown or unavailable: a clear error with the list
     unknown = sorted(set(cfg.bench.decoders) - {i.name for i in reg.backends("decoder")})
     if unknown:
         raise ValueError(f"config [bench].decoders: unknown {unknown}; installed: {reg.listing('decoder')}")
@@ -154,14 +191,23 @@ def main(args: argparse.Namespace) -> int:
     too_big = [b for b in cfg.bench.batches if b > max_batch]
     if too_big:
         raise ValueError(f"batches: {too_big} exceed engine {cfg.engine.name!r}'s maximum batch {max_batch}")
-    algorithm = cfg.decoder.algorithm
-    usable = {i.name for i in reg.backends("decoder") if i.available}
+    return engine
+
+
+def _pipeline_rows(engine: Any, cfg: Config, cuda: bool, console: Any) -> list[dict[str, Any]]:
+    """The paper's pipelines at every batch size (and every optimization profile), one row each."""
+    from rich.progress import Progress
+
+    import posefw
+    from posefw.benchmarks import pipelines as pl
+
+    full_name, algorithm = cfg.decoder.name, cfg.decoder.algorithm
+    usable = {i.name for i in posefw.get_registry().backends("decoder") if i.available}
     fulls = [full_name] + ([d for d in pl.full_decoders() if d != full_name and d in usable] if cuda else [])
     makers = pl.pipelines(engine, fulls, algorithm, cuda)
     # Engines with optimization profiles (TensorRT) are measured under each profile.
     profiles = [(i, f"[opt{b}]") for i, b in enumerate(engine.opt_batches)] or [(None, "")]
     rows: list[dict[str, Any]] = []
-    t0 = time.time()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("pipelines", total=len(makers) * len(cfg.bench.batches) * len(profiles))
         for prof, suffix in profiles:
@@ -197,37 +243,7 @@ def main(args: argparse.Namespace) -> int:
                             row["error"] = f"{type(res).__name__}: {res}"
                         else:
                             row.update(res)
-    _ratios(rows)
-    e2e = None if args.no_e2e else _end_to_end(args, engine, cfg, cuda, console)
-    decoders = [] if args.no_decoders else _decoders(cfg, cuda, console, algorithm)
-    result = {
-        "environment": _environment(cuda),
-        "engine": engine.describe(),
-        "weights": engine.weights,
-        "model": f"ViTPose-{str(engine.describe().get('size', 'b')).upper()} 256x192",
-        "configuration": {
-            "engine": cfg.engine.name,
-            "engine_options": eopts,
-            "decoder": full_name,
-            "algorithm": algorithm,
-            "batches": cfg.bench.batches,
-            "iterations": cfg.bench.iterations,
-            "warmup": cfg.bench.warmup,
-            "config_file": cfg.source,
-        },
-        "gpu": cuda,
-        "pipelines": rows,
-        "end_to_end": e2e,
-        "decoders": decoders,
-        "seconds": round(time.time() - t0, 1),
-    }
-    _print(console, result)
-    if args.json:
-        write_json(args.json, result, "--json")
-    if args.plot:
-        _plot(result, args.plot)
-    console.print(f"results: {args.json}, plot: {args.plot} ({result['seconds']} s)")
-    return 0
+    return rows
 
 
 def _ratios(rows: list[dict[str, Any]]) -> None:
