@@ -80,6 +80,8 @@ def _results(counts: np.ndarray, k: int) -> tuple[list[PoseResult], np.ndarray, 
     valid = np.zeros(total, bool)
     if len(counts) == 0:
         return [], kp, sc, valid
+    if len(counts) == 1:  # one frame (a latency-bound call): no split
+        return [PoseResult(kp, sc, valid, [])], kp, sc, valid
     cut = np.cumsum(counts)[:-1]
     parts = zip(np.split(kp, cut), np.split(sc, cut), np.split(valid, cut))
     return [PoseResult(a, b, c, []) for a, b, c in parts], kp, sc, valid
@@ -285,7 +287,10 @@ class Pipeline:
             results[f].errors.append(f"frame {f} {why}")
         valid[:] = ok
         rows = np.flatnonzero(ok)
-        used, frame_of_row = np.unique(frame_of[rows], return_inverse=True)
+        if len(frames) == 1:  # np.unique's sort is most of a one-frame call's planning
+            used, frame_of_row = np.arange(1 if len(rows) else 0), np.zeros(len(rows), np.int64)
+        else:
+            used, frame_of_row = np.unique(frame_of[rows], return_inverse=True)
         centers, scales = box_to_center_scale(allb[rows])
         owners = np.stack([frame_of[rows], rows - starts[frame_of[rows]]], 1)
         return Plan(
