@@ -18,7 +18,7 @@ import numpy as np
 
 
 def make_streams(
-    pipeline: Any, videos: list[tuple[Path, Path]], copies: int, frame_source: str | None = None
+    pipeline: Any, videos: list[tuple[Path, Path]], copies: int, frame_source: str | None = None, **source_options: Any
 ) -> Callable[[], list[Any]]:
     """A function that opens ``copies`` streams of every (video, detections) pair."""
     import posefw

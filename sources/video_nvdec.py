@@ -3,7 +3,8 @@ PyNvVideoCodec, straight into GPU memory.
 
 Frames are CUDA uint8 (H, W, 3) torch tensors (DLPack from the decoder, copied once out of its
 small frame cache), which the GPU pipeline crops in place: a frame never crosses PCIe.
-Timestamps are the frame index over the stream's average frame rate.
+Timestamps are the frame index over the stream's average frame rate. By default NVIDIA's
+``ThreadedDecoder`` decodes ahead on a native thread (``threaded=False``: ``SimpleDecoder``).
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ class NvDecVideo(FrameSource):
     device = "cuda"
     priority = 10  # where a GPU pipeline runs, frames decoded there beat a CPU decode and upload
     suffixes = tuple(s for s in VIDEO_SUFFIXES if s not in (".h264", ".264", ".hevc", ".265"))  # needs a container
-    options = ("gpu_id", "batch")
+    options = ("gpu_id", "batch", "threaded")
 
-    def __init__(self, path: str | Path, stream: str | None = None, gpu_id: int = 0, batch: int = 8) -> None:
+    def __init__(
+        self, path: str | Path, stream: str | None = None, gpu_id: int = 0, batch: int = 8, threaded: bool = True
+    ) -> None:
         super().__init__(path, stream)
         if not self.path.is_file():
             raise FileNotFoundError(f"--source: video file not found: {self.path}")
-        self.gpu_id, self.batch = int(gpu_id), max(1, int(batch))
+        self.gpu_id, self.batch, self.threaded = int(gpu_id), max(1, int(batch)), bool(threaded)
 
     @classmethod
     def available(cls) -> str | None:
@@ -48,10 +51,16 @@ class NvDecVideo(FrameSource):
         import PyNvVideoCodec as nvc
         import torch
 
+        rgb = nvc.OutputColorType.RGB
         try:
-            dec = nvc.SimpleDecoder(
-                str(self.path), gpu_id=self.gpu_id, use_device_memory=True, output_color_type=nvc.OutputColorType.RGB
-            )
+            if self.threaded:  # decodes ahead on a thread of its own, outside the GIL
+                dec = nvc.ThreadedDecoder(
+                    str(self.path), 4 * self.batch, gpu_id=self.gpu_id, use_device_memory=True, output_color_type=rgb
+                )
+            else:
+                dec = nvc.SimpleDecoder(
+                    str(self.path), gpu_id=self.gpu_id, use_device_memory=True, output_color_type=rgb
+                )
         except Exception as exc:  # noqa: BLE001 - PyNvVideoCodec raises plain Exceptions
             raise ValueError(f"--source: {self.path} could not be opened by NVDEC: {exc}") from None
         meta = dec.get_stream_metadata()
@@ -59,18 +68,22 @@ class NvDecVideo(FrameSource):
         self.expected_frames = int(getattr(meta, "num_frames", 0) or 0) or None
         total = len(dec) or None  # asking past the end makes the decoder warn per frame
         index = 0
-        while total is None or index < total:
-            try:
-                batch = dec.get_batch_frames(self.batch if total is None else min(self.batch, total - index))
-            except Exception as exc:  # noqa: BLE001
-                yield VideoFrame(self.stream, index, None, None, f"stream ended with an error: {exc}", index)
-                return
-            if not batch:
-                return
-            for frame in batch:
-                image = torch.from_dlpack(frame).clone()  # out of the decoder's reusable surface cache
-                yield VideoFrame(self.stream, index, index / fps if fps else None, image, "", index)
-                index += 1
+        try:
+            while total is None or index < total:
+                try:
+                    batch = dec.get_batch_frames(self.batch if total is None else min(self.batch, total - index))
+                except Exception as exc:  # noqa: BLE001
+                    yield VideoFrame(self.stream, index, None, None, f"stream ended with an error: {exc}", index)
+                    return
+                if not batch:
+                    return
+                for frame in batch:
+                    image = torch.from_dlpack(frame).clone()  # out of the decoder's reusable surface cache
+                    yield VideoFrame(self.stream, index, index / fps if fps else None, image, "", index)
+                    index += 1
+        finally:
+            if self.threaded:
+                dec.end()  # stop its decode thread
 
 
 @hookimpl
