@@ -32,6 +32,8 @@ def test_bench_cpu_run_writes_json_and_plot(tmp_path):
             "fuse_gelu=true",
             "--engine-option",
             "size=s",
+            "--e2e-boxes",
+            "1",
         ]
     )
     assert rc == 0 and plot.stat().st_size > 0

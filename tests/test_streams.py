@@ -192,10 +192,11 @@ def test_run_results_equal_the_in_process_pipeline(videos):
     run = StreamRun(pipe, streams)
     got = {(r.frame.stream, r.frame.index): r for r in run}
     assert len(got) == 12 and sum(run.batches) == sum(len(r.detections) for r in got.values())
-    for name, v, b in (("a", v1, d1), ("b", v2, d2)):
+    for name, v, b in (("a", v1, d1), ("b", v2, d2)):  # one direct call per stream, every frame in it
         src = reg.create("box-source", "coco-dets", path=b)
-        for f in reg.create("frame-source", "video-pyav", path=v, stream=name):
-            (ref,) = pipe([f.image], [src.boxes(f).boxes])
+        frames = list(reg.create("frame-source", "video-pyav", path=v, stream=name))
+        refs = pipe([f.image for f in frames], [src.boxes(f).boxes for f in frames])
+        for f, ref in zip(frames, refs):
             np.testing.assert_allclose(got[(name, f.index)].keypoints, ref.keypoints, atol=1e-3)
 
 
