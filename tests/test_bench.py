@@ -12,6 +12,7 @@ from posefw.files import parse_options
 pytest.importorskip("torch")
 
 
+@pytest.mark.slow
 def test_bench_cpu_run_writes_json_and_plot(tmp_path):
     cfg = tmp_path / "bench.toml"
     cfg.write_text(
@@ -104,7 +105,8 @@ def test_ratios_within_noise_are_marked():
 def test_bench_config_decoders_restricts_the_decoder_table(tmp_path):
     cfg = tmp_path / "b.toml"
     cfg.write_text(
-        '[decoder]\nname = "torch-full"\n[bench]\nbatches = [1]\niterations = 1\nwarmup = 0\ndecoders = ["numpy-cpu"]\n'
+        '[decoder]\nname = "torch-full"\n[engine.options]\nsize = "s"\n'
+        '[bench]\nbatches = [1]\niterations = 1\nwarmup = 0\ndecoders = ["numpy-cpu"]\n'
     )
     out = tmp_path / "r.json"
     assert (

@@ -139,6 +139,7 @@ def test_decoder_without_name_is_broken_not_fatal():
     assert info.status == "broken" and "name" in info.reason
 
 
+@pytest.mark.slow
 def test_example_plugin_installs_and_is_found(tmp_path):
     target = tmp_path / "site"
     subprocess.run(
