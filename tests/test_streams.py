@@ -277,3 +277,40 @@ def test_a_frame_that_cannot_be_decoded_is_a_line_with_its_error(videos):
     assert got[1].errors == ["could not be decoded"] and got[1].keypoints is None
     assert got[2].errors == ["boxes: detector timed out"]
     assert np.isfinite(got[0].keypoints).all() and np.isfinite(got[3].keypoints).all()
+
+
+def test_source_plugins_share_the_registry_rules():
+    """A source class without frames()/boxes() and a plugin whose hook raises are listed as
+    broken with the reason; the good source still works."""
+    from posefw import hookimpl
+    from posefw.registry import Registry
+    from posefw.streams import BoxSource, FrameSource
+
+    class Good(FrameSource):
+        name = "good"
+
+        def frames(self):
+            yield VideoFrame(self.stream, 0, None, np.zeros((2, 2, 3), np.uint8))
+
+    class Lazy(FrameSource):
+        name = "lazy"
+
+    class Plugin:
+        @hookimpl
+        def posefw_register_frame_sources(self):
+            return [Good, Lazy]
+
+    class Broken:
+        @hookimpl
+        def posefw_register_box_sources(self):
+            raise RuntimeError("detector weights missing")
+
+    reg = Registry(entry_points=False)
+    reg.register(Plugin(), name="plugin")
+    reg.register(Broken(), name="broken-boxes")
+    with pytest.warns(RuntimeWarning, match="detector weights missing"):
+        frames = {i.name: i for i in reg.backends("frame-source")}
+    assert frames["good"].available and frames["lazy"].status == "broken" and "frames()" in frames["lazy"].reason
+    assert any(i.name == "broken-boxes" and i.status == "broken" for i in reg.backends("box-source"))
+    assert len(list(reg.create("frame-source", "good", path="x"))) == 1
+    assert issubclass(reg.get("frame-source", "good"), FrameSource) and BoxSource.follows_poses is False
