@@ -135,7 +135,9 @@ def test_padded_batches_and_warm_up(engine_fp32, frames_and_boxes):
         res = pipe(fr, [allb[r : r + 1] for r in rows])
         for r, out in zip(rows, res):
             alone.setdefault(int(r), out.keypoints[0])
-            np.testing.assert_allclose(out.keypoints[0], alone[int(r)], atol=1e-3)
+            # fp32 GEMMs pick other kernels at other batch sizes (~0.002 px seen on the H200);
+            # a padding row mixed into a real one would move it by pixels
+            np.testing.assert_allclose(out.keypoints[0], alone[int(r)], atol=1e-2)
     assert len(engine_fp32._graphs) == graphs, "a box count outside the padded sizes captured a graph"
 
 
