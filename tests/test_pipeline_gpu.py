@@ -128,16 +128,19 @@ def test_padded_batches_and_warm_up(engine_fp32, frames_and_boxes):
     assert pipe.runner.sizes[:4] == [1, 2, 4, 8] and pipe.runner.sizes[-1] == 64
     allb = np.concatenate(boxes)
     owner = np.repeat(np.arange(len(frames)), [len(b) for b in boxes])
-    alone = {}
+    alone: dict[int, np.ndarray] = {}
+    diffs = []
     for n in (1, 3, 5, 9, 17, 33, 63):  # every count between the sizes: no new capture
         rows = np.arange(n) % len(allb)
         fr = [frames[owner[r]] for r in rows]
         res = pipe(fr, [allb[r : r + 1] for r in rows])
         for r, out in zip(rows, res):
-            alone.setdefault(int(r), out.keypoints[0])
-            # fp32 GEMMs pick other kernels at other batch sizes (~0.002 px seen on the H200);
-            # a padding row mixed into a real one would move it by pixels
-            np.testing.assert_allclose(out.keypoints[0], alone[int(r)], atol=1e-2)
+            diffs.append(np.abs(out.keypoints[0] - alone.setdefault(int(r), out.keypoints[0])))
+    # fp32 GEMMs pick other kernels at other batch sizes and DARK amplifies that on random
+    # weights' flat maps (up to 0.025 px seen on the H200); a padding row mixed into a real
+    # one would move it by pixels
+    diffs = np.concatenate(diffs)
+    assert np.median(diffs) < 1e-3 and diffs.max() < 0.1, (np.median(diffs), diffs.max())
     assert len(engine_fp32._graphs) == graphs, "a box count outside the padded sizes captured a graph"
 
 
@@ -167,5 +170,5 @@ def test_stream_run_with_device_frames_from_a_decoder_thread(engine_fp32, frames
     got = list(run)
     assert len(got) == 3 * len(frames) and not run.problems
     ref = pipe(frames, boxes)
-    for r in got:
-        np.testing.assert_allclose(r.keypoints, ref[r.frame.index].keypoints, atol=1e-3)
+    diffs = np.concatenate([np.abs(r.keypoints - ref[r.frame.index].keypoints).ravel() for r in got])
+    assert np.median(diffs) < 1e-3 and diffs.max() < 0.1, (np.median(diffs), diffs.max())  # batch-size rounding only
