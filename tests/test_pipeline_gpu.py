@@ -171,4 +171,7 @@ def test_stream_run_with_device_frames_from_a_decoder_thread(engine_fp32, frames
     assert len(got) == 3 * len(frames) and not run.problems
     ref = pipe(frames, boxes)
     diffs = np.concatenate([np.abs(r.keypoints - ref[r.frame.index].keypoints).ravel() for r in got])
-    assert np.median(diffs) < 1e-3 and diffs.max() < 0.1, (np.median(diffs), diffs.max())  # batch-size rounding only
+    # Other batch compositions round differently; on random weights' flat maps a near-tie can
+    # move an argmax (one value of 8,160 by 12.6 px on the H200). A frame read while its
+    # producer was still writing it would move whole poses.
+    assert np.median(diffs) < 1e-3 and (diffs < 0.1).mean() > 0.995, (np.median(diffs), (diffs < 0.1).mean())
