@@ -94,7 +94,7 @@ def resolve(args: argparse.Namespace, cuda: bool) -> tuple[Config, dict[str, Any
     batches = [int(b) for b in args.batches.split(",")] if args.batches else None
     explicit = args.config is not None
     if not cuda:  # the CPU's small run, except what a config file set itself
-        small = {"batches": [1, 4], "iterations": CPU_ITERATIONS, "warmup": 1}
+        small = {"batches": [1, 2], "iterations": CPU_ITERATIONS, "warmup": 1}
         cfg = cfg.with_overrides("bench", **{k: v for k, v in small.items() if k not in cfg.given.get("bench", ())})
     cfg = cfg.with_overrides("bench", batches=batches, iterations=args.iterations, warmup=args.warmup)
     if args.engine:
