@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with atomic_path(args.out, "--out") as tmp, tmp.open("w") as out:
         for p in problems:  # streams that never opened: a line each, then the others run
             out.write(_problem_line(p))
-        run = StreamRun(pipe, streams) if streams else None
+        run = StreamRun(pipe, streams, max_frames=args.max_frames) if streams else None
         start = time.perf_counter()
         columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:

@@ -314,3 +314,31 @@ def test_source_plugins_share_the_registry_rules():
     assert any(i.name == "broken-boxes" and i.status == "broken" for i in reg.backends("box-source"))
     assert len(list(reg.create("frame-source", "good", path="x"))) == 1
     assert issubclass(reg.get("frame-source", "good"), FrameSource) and BoxSource.follows_poses is False
+
+
+def test_run_an_image_folder_with_coco_ids_and_max_frames(coco_mini, tmp_path):
+    """The images source: name order, COCO ids from the file names, so COCO detections match;
+    --max-frames stops the stream."""
+    from posefw.coco import load_persons
+    from posefw.data import coco_mini_annotations
+
+    persons = load_persons(coco_mini_annotations())
+    dets = [
+        {"image_id": int(i), "bbox": [float(v) for v in b], "score": 1.0, "category_id": 1}
+        for i, b in zip(persons.image_ids, persons.boxes)
+    ]
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    (tmp_path / "run.toml").write_text(CONFIG)
+    out = tmp_path / "p.jsonl"
+    folder = coco_mini / "images" / "val2017"
+    rc = cli.main(
+        ["run", "--source", str(folder), "--boxes", str(tmp_path / "dets.json"), "--max-frames", "3"]
+        + ["--config", str(tmp_path / "run.toml"), "--out", str(out), "--tracker", "none"]
+    )
+    assert rc == 0
+    lines = _lines(out)
+    first = sorted(folder.glob("*.jpg"))[:3]
+    assert [r["image_id"] for r in lines] == [int(p.stem) for p in first]
+    for r in lines:
+        assert r["boxes"] == [d["bbox"] for d in dets if d["image_id"] == r["image_id"]]
+        assert set(r["track_ids"]) <= {-1} and not r["errors"]
