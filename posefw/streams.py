@@ -42,10 +42,12 @@ class Detections:
     scores: np.ndarray
     track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
-    def __post_init__(self) -> None:
-        self.boxes = np.asarray(self.boxes, np.float64).reshape(-1, 4)
+    def __post_init__(self) -> None:  # once per frame per stream: kept to a few array calls
+        b = np.asarray(self.boxes, np.float64)
+        self.boxes = b if b.ndim == 2 and b.shape[1] == 4 else b.reshape(-1, 4)
         n = len(self.boxes)
-        self.scores = np.broadcast_to(np.asarray(self.scores, np.float64), (n,)).copy()
+        sc = np.asarray(self.scores, np.float64)
+        self.scores = sc if sc.shape == (n,) else np.broadcast_to(sc, (n,)).copy()
         ids = np.asarray(self.track_ids, np.int64)
         self.track_ids = np.full(n, -1, np.int64) if ids.size == 0 and n else ids.reshape(n)
 

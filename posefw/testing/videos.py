@@ -56,12 +56,13 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 10, codec
 
 
 def coco_video(
-    folder: str | Path, name: str, count: int, offset: int = 0, size: tuple[int, int] = (320, 240)
+    folder: str | Path, name: str, count: int, offset: int = 0, size: tuple[int, int] = (320, 240), repeat: int = 1
 ) -> tuple[Path, Path]:
-    """A video of ``count`` coco-mini frames and its COCO detections file (image_id = frame index,
+    """A video of ``count`` coco-mini frames, each shown ``repeat`` times (a static scene for a
+    moment: long videos stay small), and its COCO detections file (image_id = frame index,
     score 1): returns (video path, detections path)."""
     folder = Path(folder)
-    frames = coco_frames(count, offset, size)
+    frames = [f for f in coco_frames(count, offset, size) for _ in range(repeat)]
     video = write_video(folder / f"{name}.mp4", [f for f, _ in frames])
     dets = [
         {"image_id": i, "category_id": 1, "bbox": [round(float(v), 2) for v in b], "score": 1.0}
