@@ -53,11 +53,11 @@ SIM_RUNS = {
         ["non-finite", "float16-extremes", "size-1x1", "size-3x3", "size-17x13", "k-1", "batch-0", "non-contiguous"],
     ),
     "dark": ({}, ("dark",), ["degenerate-values", "floor-straddle"]),
-    "argmax": ({}, ("argmax",), ["ties-and-plateaus", "non-finite"]),
+    "argmax": ({}, ("argmax",), ["ties-and-plateaus"]),  # NaN maps: the scan all three share (dark-udp runs)
     "strided-kernel": (
         {"flat": False},
         ("dark-udp",),
-        ["peaks-on-borders-and-corners", "non-contiguous"],
+        ["non-contiguous"],
     ),
 }
 
