@@ -36,14 +36,15 @@ def read_image_cpu(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"image: file not found: {p}")
-    return _decode_cpu(p.read_bytes(), p)
+    return decode_image(p.read_bytes(), p)
 
 
-def _decode_cpu(raw: bytes, path: Path) -> np.ndarray:
-    """The file's bytes, already read, decoded by OpenCV to RGB (``path`` names it in errors)."""
+def decode_image(raw: bytes, path: str | Path) -> np.ndarray:
+    """Encoded image bytes (JPEG, PNG, ...) decoded by OpenCV to RGB; ``path`` names them in errors."""
     import cv2
 
-    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    img = cv2.imdecode(np.frombuffer(raw, np.uint8), flags) if raw else None  # OpenCV raises on no bytes
     if img is None:
         raise ValueError(f"image: {path} could not be decoded as an image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -75,7 +76,7 @@ def read_images(paths: list[str | Path], device: str = "cpu", errors: list[str] 
     for i in data:
         if out[i] is None:
             try:
-                out[i] = _decode_cpu(data[i], paths[i])  # the bytes read above, not the file again
+                out[i] = decode_image(data[i], paths[i])  # the bytes read above, not the file again
             except (OSError, ValueError) as exc:
                 _fail(errors, exc)
     return out

@@ -65,13 +65,12 @@ def decode_request(body: bytes) -> tuple[np.ndarray, np.ndarray]:
     if ("image" in data) == ("array" in data):
         raise RequestError("body: give the frame as exactly one of 'image' (JPEG/PNG) or 'array' (+ 'shape')")
     if "image" in data:
-        import cv2
+        from posefw.images import decode_image
 
-        raw = np.frombuffer(_b64(data["image"], "image"), np.uint8)
-        img = cv2.imdecode(raw, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if raw.size else None
-        if img is None:
-            raise RequestError("image: could not be decoded as JPEG or PNG")
-        frame = np.ascontiguousarray(img[..., ::-1])
+        try:
+            frame = decode_image(_b64(data["image"], "image"), "in the request")
+        except ValueError:
+            raise RequestError("image: could not be decoded as JPEG or PNG") from None
     else:
         shape = data.get("shape")
         if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
