@@ -12,10 +12,10 @@ class VideoWriter:
     """Frames in, a video file out; opened on the first frame, whose size the video keeps
     (a later frame of another size is resized to it, and counted in ``resized``)."""
 
-    def __init__(self, path: str | Path, fps: float = 25.0) -> None:
+    def __init__(self, path: str | Path, fps: float = 25.0, codec: str | None = None) -> None:
         import av  # noqa: F401 - fail before any work when PyAV is missing
 
-        self.path, self.fps = Path(path), fps
+        self.path, self.fps, self.codec = Path(path), fps, codec
         self._container = self._stream = None
         self.frames = self.resized = 0
 
@@ -24,11 +24,15 @@ class VideoWriter:
 
         if self._container is None:
             h, w = rgb.shape[:2]
-            self._container = av.open(str(self.path), mode="w")
-            codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+            # faststart: the index first, as streamed files have it (a cut file still opens)
+            mp4 = self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
+            self._container = av.open(str(self.path), mode="w", options={"movflags": "faststart"} if mp4 else {})
+            codec = self.codec or ("libx264" if "libx264" in av.codecs_available else "mpeg4")
             self._stream = self._container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
             self._stream.width, self._stream.height = w - w % 2, h - h % 2  # 4:2:0 needs even sizes
             self._stream.pix_fmt = "yuv420p"
+            if codec == "libx264":
+                self._stream.options = {"bf": "0"}  # frames leave the decoder in order, one per packet
         s = self._stream
         if rgb.shape[:2] != (s.height, s.width):
             if rgb.shape[0] >= s.height and rgb.shape[1] >= s.width and self.frames == 0:

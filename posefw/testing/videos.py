@@ -35,24 +35,13 @@ def coco_frames(count: int, offset: int = 0, size: tuple[int, int] = (320, 240),
 
 def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 10, codec: str | None = None) -> Path:
     """RGB frames to a video file (H.264 by default where available, else MPEG-4)."""
-    import av
+    from posefw.video_out import VideoWriter
 
-    path = Path(path)
-    codec = codec or ("libx264" if "libx264" in av.codecs_available else "mpeg4")
-    h, w = frames[0].shape[:2]
-    # faststart: the index first, as streamed files have it (a cut file then opens and ends early).
-    options = {"movflags": "faststart"} if path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
-    with av.open(str(path), mode="w", options=options) as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        if codec == "libx264":
-            stream.options = {"bf": "0"}  # frames leave the decoder in order, one per packet
-        for rgb in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    writer = VideoWriter(path, fps, codec)
+    for rgb in frames:
+        writer.write(rgb)
+    writer.close()
+    return writer.path
 
 
 def coco_video(
