@@ -21,16 +21,10 @@ def _console():
     return console()
 
 
-def _status_text(info) -> str:
-    from rich.markup import escape
-
-    if info.status == "available":
-        return "[green]available[/green]"
-    return f"[red]{info.status}[/red]: {escape(info.reason)}"
-
-
 def cmd_backends(args: argparse.Namespace) -> int:
     from rich.table import Table
+
+    from posefw.console import status_markup
 
     kind = args.kind
     infos = posefw.get_registry().backends(kind)
@@ -43,7 +37,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     table.add_column("provided by")
     for i in infos:
         row = [i.name] + ([", ".join(i.algorithms)] if kind == "decoder" else [])
-        table.add_row(*row, i.device, _status_text(i), f"{i.provider} ({i.plugin})")
+        table.add_row(*row, i.device, status_markup(i), f"{i.provider} ({i.plugin})")
     _console().print(table)
     return 0
 

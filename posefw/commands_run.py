@@ -58,11 +58,10 @@ def add_parser(sub) -> None:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
-    from rich.markup import escape
     from rich.table import Table
 
     import posefw
-    from posefw.console import console
+    from posefw.console import console, status_markup
 
     reg = posefw.get_registry()
     table = Table(title="posefw sources")
@@ -71,8 +70,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     for kind in ("frame-source", "box-source"):
         for i in reg.backends(kind):
             opens = " ".join(getattr(i.cls, "suffixes", ())) if i.cls is not None else ""
-            status = "[green]available[/green]" if i.available else f"[red]{i.status}[/red]: {escape(i.reason)}"
-            table.add_row(kind, i.name, opens, i.device, status, f"{i.provider} ({i.plugin})")
+            table.add_row(kind, i.name, opens, i.device, status_markup(i), f"{i.provider} ({i.plugin})")
     console().print(table)
     return 0
 

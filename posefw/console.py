@@ -16,3 +16,12 @@ def console(**kwargs: Any):
     if not sys.stdout.isatty() and "width" not in kwargs:
         kwargs["width"] = 200
     return Console(**kwargs)
+
+
+def status_markup(info: Any) -> str:
+    """A backend's status for a rich table: green when available, else red with the reason."""
+    from rich.markup import escape
+
+    if info.status == "available":
+        return "[green]available[/green]"
+    return f"[red]{info.status}[/red]: {escape(info.reason)}"
