@@ -39,6 +39,12 @@ class _Table(BoxSource):
     def _read(self) -> None:
         raise NotImplementedError
 
+    def _lines(self):
+        """(1-based line number, line) for every non-blank line of a text format."""
+        for n, line in enumerate(self.path.read_text().splitlines(), 1):
+            if line.strip():
+                yield n, line
+
     def _add(self, where: str, key: int, box, score=1.0, track=-1, stream=None) -> None:
         if stream is not None and self.stream is not None and str(stream) != self.stream:
             return
@@ -97,9 +103,7 @@ class JsonLinesDetections(_Table):
     options = ("min_score",)
 
     def _read(self) -> None:
-        for n, line in enumerate(self.path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
+        for n, line in self._lines():
             where = f"line {n}"
             try:
                 d = json.loads(line)
@@ -121,9 +125,7 @@ class MotDetections(_Table):
     options = ("min_score",)
 
     def _read(self) -> None:
-        for n, line in enumerate(self.path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
+        for n, line in self._lines():
             parts = [p.strip() for p in line.split(",")]
             try:
                 if len(parts) < 7:
