@@ -95,40 +95,33 @@ class TorchEngine(Engine):
             raise TypeError("TorchEngine: give a TorchOptions or keywords, not both")
         o = options if options is not None else TorchOptions.of(given)
         self.opts = o
-        checkpoint, size, precision, seed = o.checkpoint, o.size, o.precision, o.seed
-        compile, cuda_graph, max_batch = o.compile, o.cuda_graph, o.max_batch
-        channels_last, fuse_gelu, streams, attention, fuse_head = (
-            o.channels_last,
-            o.fuse_gelu,
-            o.streams,
-            o.attention,
-            o.fuse_head,
-        )
+        precision, compile = o.precision, o.compile
+        fuse_gelu, streams = o.fuse_gelu, o.streams  # None: resolved below from the device
         dev = o.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dev.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"device: {dev!r} requested but torch sees no CUDA GPU")
         if dev == "cpu" and precision == "fp16":
             raise ValueError("precision: fp16 needs a CUDA device (use fp32 or bf16 on the CPU)")
-        if cuda_graph and not dev.startswith("cuda"):
+        if o.cuda_graph and not dev.startswith("cuda"):
             raise ValueError("cuda_graph: needs a CUDA device")
         if streams is None:  # default: two slices where they were measured to pay, in CUDA graphs
-            streams = 2 if cuda_graph else 1
+            streams = 2 if o.cuda_graph else 1
         if streams > 1 and not dev.startswith("cuda"):
             raise ValueError("streams: more than one stream needs a CUDA device")
-        if attention == "flex" and not compile:
+        if o.attention == "flex" and not compile:
             raise ValueError("attention: 'flex' needs compile (eager flex attention is an unfused reference)")
-        self.checkpoint, self.size, self.seed = checkpoint, size, seed
+        self.checkpoint, self.size, self.seed = o.checkpoint, o.size, o.seed
         if model is not None:
             self.model = model
-        elif checkpoint:
-            self.model = load_vitpose(checkpoint)
-            self.weights = f"checkpoint {checkpoint}"
+        elif o.checkpoint:
+            self.model = load_vitpose(o.checkpoint)
+            self.weights = f"checkpoint {o.checkpoint}"
         else:
-            self.model = random_vitpose(size, seed=seed)
+            self.model = random_vitpose(o.size, seed=o.seed)
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         self.torch_device = torch.device(dev)
         self.model = self.model.to(self.torch_device, self.dtype).eval()
-        if channels_last:
+        if o.channels_last:
             self.model.channels_last_head()
         if fuse_gelu is None:  # default: on for fp16 on CUDA, where tanh GELU is below fp16's rounding
             fuse_gelu = precision == "fp16" and hasattr(self.model, "fuse_gelu")
@@ -138,20 +131,20 @@ class TorchEngine(Engine):
             self.model.fuse_gelu()
         self.fuse_gelu = bool(fuse_gelu)
         flexible = hasattr(self.model, "flex_attention")
-        if attention == "flex" and not flexible:
+        if o.attention == "flex" and not flexible:
             raise ValueError("attention: 'flex' needs posefw's ViTPose module, got " + type(self.model).__name__)
         # Default: flex where it is fast, i.e. as the Triton kernel torch.compile makes for CUDA.
-        self.attention = attention or ("flex" if compile and dev.startswith("cuda") and flexible else "sdpa")
+        self.attention = o.attention or ("flex" if compile and dev.startswith("cuda") and flexible else "sdpa")
         if self.attention == "flex":
             self.model.flex_attention()
-        self.fuse_head = self._fuse_head(fuse_head, dev)
+        self.fuse_head = self._fuse_head(o.fuse_head, dev)
         # No fp32 casts around LayerNorm here: PyTorch's fused layer_norm already accumulates in fp32
         # for half inputs (the fp16 LayerNorm overflow is TensorRT's decomposed norm, see tensorrt_engine).
         # compile=True uses torch.compile's default mode; a string picks the mode
         # (e.g. "max-autotune-no-cudagraphs": posefw captures its own graphs).
         mode = compile if isinstance(compile, str) else None
         self.forward: Callable = torch.compile(self.model, mode=mode) if compile else self.model
-        self.precision, self.cuda_graph, self.max_batch = precision, cuda_graph, max_batch
+        self.precision, self.cuda_graph, self.max_batch = precision, o.cuda_graph, o.max_batch
         self.compiled, self.streams = compile, streams
         self._side_streams = [torch.cuda.Stream(self.torch_device) for _ in range(streams)] if streams > 1 else []
         self._graphs: dict[tuple[int, Any], Any] = {}
