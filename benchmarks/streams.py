@@ -51,6 +51,7 @@ def run_pass(pipeline: Any, streams: list[Any], sync: Callable[[], None] | None)
         sync()
     dt = time.perf_counter() - t0
     return {
+        "streams": len(streams),
         "seconds": dt,
         "frames": frames,
         "boxes": run.boxes_done,
@@ -81,7 +82,7 @@ def measure(pipeline: Any, build: Callable[[], list[Any]], passes: int = 3) -> d
     boxes_s = float(np.median([r["boxes"] / r["seconds"] for r in runs]))
     engine_s = batch / float(np.median(eng))
     return {
-        "streams": len(build()),
+        "streams": warm["streams"],
         "warm_up": warm,
         "passes": runs,
         "frames_per_s": float(np.median([r["frames"] / r["seconds"] for r in runs])),
