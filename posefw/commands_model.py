@@ -93,10 +93,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from posefw.console import console as make_console
-    from posefw.export import export_onnx, precision_report, validate
-    from posefw.models.checkpoints import load_vitpose
-    from posefw.models.vitpose import random_vitpose
-    from posefw.outputs import atomic_path, check_target
+    from posefw.outputs import check_target
 
     console = make_console()
     if (args.out is None) == (args.triton_repo is None):
@@ -104,9 +101,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.triton_repo:
         return _export_triton(args, console)
     check_target(args.out, "--out")
+    return _export_validated(args, Path(args.out), console)
+
+
+def _export_validated(args: argparse.Namespace, out: Path, console: Any) -> int:
+    """Export to ``out``, then check the fp16 LayerNorms and validate against PyTorch (0 when all hold)."""
+    from posefw.export import export_onnx, precision_report, validate
+    from posefw.models.checkpoints import load_vitpose
+    from posefw.models.vitpose import random_vitpose
+    from posefw.outputs import atomic_path
+
     model = load_vitpose(args.checkpoint) if args.checkpoint else random_vitpose(args.size)
     weights = f"checkpoint {args.checkpoint}" if args.checkpoint else "random weights"
-    with atomic_path(args.out, "--out") as tmp:  # a failed export leaves no half-written model
+    with atomic_path(out, "--out") as tmp:  # a failed export leaves no half-written model
         export_onnx(
             model,
             tmp,
@@ -116,7 +123,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             weights=weights,
             precision=args.precision,
         )
-    out = Path(args.out)
     console.print(
         f"exported {weights} to {out} ({args.precision}, opset {args.opset}, batch 1..{args.max_batch}"
         f"{', with ' + args.with_decoder + ' decoder' if args.with_decoder else ''})"
@@ -158,12 +164,11 @@ def _export_triton(args: argparse.Namespace, console: Any) -> int:
     if (repo / args.model_name).exists():
         raise ValueError(f"--triton-repo: {repo / args.model_name} exists already (choose another DIR or --model-name)")
     with tempfile.TemporaryDirectory() as tmp:
-        args.out = str(Path(tmp) / "model.onnx")
-        args.triton_repo = None
-        rc = cmd_export(args)
+        onnx_file = Path(tmp) / "model.onnx"
+        rc = _export_validated(args, onnx_file, console)
         if rc:
             return rc
-        config = write_repo(repo, args.out, args.model_name, args.max_batch, args.precision, args.with_decoder)
+        config = write_repo(repo, onnx_file, args.model_name, args.max_batch, args.precision, args.with_decoder)
     console.print(
         f"Triton model repository: {config} (checked with Triton's ModelConfig protobuf); {repo / 'README.md'}"
     )
