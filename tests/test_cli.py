@@ -110,7 +110,9 @@ def test_a_missing_extra_is_named_with_its_install(capsys, monkeypatch, tmp_path
                 "--out",
                 str(tmp_path / "v.png"),
                 "--engine",
-                "oracle",
+                "torch",  # not the oracle: it needs the coco-mini annotations, which a clone may lack
+                "--device",
+                "cpu",
             ]
         )
         == 2
