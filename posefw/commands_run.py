@@ -116,6 +116,7 @@ def build_streams(args: argparse.Namespace, device: str, problems: list[str]) ->
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from posefw.commands_model import _pipeline
@@ -157,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.write(_problem_line(p))
     elapsed = time.perf_counter() - start
     for p in problems + (run.problems if run else []):
-        console.print(f"[yellow]problem[/yellow] {p}")
+        console.print(f"[yellow]problem[/yellow] {escape(p)}")  # reasons hold pip extras in brackets
     if run is None:
         console.print("[red]no stream could be opened[/red]")
         return 1

@@ -342,3 +342,19 @@ def test_run_an_image_folder_with_coco_ids_and_max_frames(coco_mini, tmp_path):
     for r in lines:
         assert r["boxes"] == [d["bbox"] for d in dets if d["image_id"] == r["image_id"]]
         assert set(r["track_ids"]) <= {-1} and not r["errors"]
+
+
+def test_run_names_the_extra_a_missing_decoder_needs(tmp_path, capsys, monkeypatch):
+    """Problems are printed as text, not rich markup: the pip extra in brackets survives."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    monkeypatch.setattr(posefw.registry, "_REGISTRY", None)  # probed afresh, without PyAV
+    (tmp_path / "d.json").write_text("[]")
+    (tmp_path / "run.toml").write_text(CONFIG)
+    rc = cli.main(
+        ["run", "--source", str(tmp_path / "x.mp4"), "--boxes", str(tmp_path / "d.json")]
+        + ["--config", str(tmp_path / "run.toml"), "--out", str(tmp_path / "o.jsonl")]
+    )
+    assert rc == 1
+    assert "pip install 'posefw[video]'" in capsys.readouterr().out.replace("\n", "")
