@@ -190,6 +190,7 @@ def rows(
         lat["engine only, batch 1"]["device_median_ms"] = device_time(lambda i: run1(one[0]), latency_iters, w).median
     main = pipes["gpu" if cuda else "cpu"]
     lat["pipeline: host frames, 1 box"] = _latency(main, single, latency_iters, w)
+    lat["pipeline: host frames, 1 box"]["stages_ms"] = latency_breakdown(main, single, latency_iters, w)
     if cuda:
         lat["pipeline: GPU frames, 1 box"] = _latency(main, on_device(single, dev), latency_iters, w)
     ref = lat["engine only, batch 1"]["median_ms"]
@@ -212,6 +213,34 @@ def _latency(pipe: Pipeline, items: list, iters: int, warmup: int) -> dict[str, 
     return st.summary()
 
 
+def latency_breakdown(pipe: Pipeline, items: list, iters: int = 200, warmup: int = 20) -> dict[str, Any]:
+    """Where a blocking one-call's time goes, stage by stage as ``Pipeline.__call__`` runs them
+    (host clock): what runs before the device can start, what overlaps it, the wait, and what
+    runs after it."""
+    stages = ("plan", "launch", "results (device busy)", "wait for the device", "unpack and scatter")
+    per: dict[str, list[float]] = {k: [] for k in (*stages, "whole call")}
+    for i in range(warmup + iters):
+        frames, bx, ids = items[i % len(items)]
+        t = [time.perf_counter()]
+        plan = pipe.plan(frames, bx, ids)
+        t.append(time.perf_counter())
+        handle = pipe.runner.launch(plan)
+        t.append(time.perf_counter())
+        pipe.results_of(plan)
+        t.append(time.perf_counter())
+        done = getattr(getattr(handle, "slot", None), "done", None)
+        if done is not None:
+            done.synchronize()
+        t.append(time.perf_counter())
+        pipe._finish(plan, handle)
+        t.append(time.perf_counter())
+        if i >= warmup:
+            for k, a, b in zip(stages, t, t[1:]):
+                per[k].append((b - a) * 1e3)
+            per["whole call"].append((t[-1] - t[0]) * 1e3)
+    return {k: float(np.median(v)) for k, v in per.items()}
+
+
 def breakdown(engine: Any, decoder: Any, boxes: int = 64, iters: int = 50) -> dict[str, Any]:
     """Each stage of one GPU-path call alone, with the bytes it moves and the rate it reaches
     against what the machine does at best (pinned host->device copies for the upload, device
@@ -219,7 +248,7 @@ def breakdown(engine: Any, decoder: Any, boxes: int = 64, iters: int = 50) -> di
     import torch
     from posefw.benchmarks.timing import copy_bandwidth_gbs
 
-    from posefw.crop_kernel import launch
+    from posefw.crop_kernel import launch, read_windows
 
     (call,), source = workload(boxes, calls=1)
     pipe = Pipeline(engine, decoder, preprocess="gpu")
@@ -234,11 +263,13 @@ def breakdown(engine: Any, decoder: Any, boxes: int = 64, iters: int = 50) -> di
 
     def stage(i):
         slot.busy = False
-        return runner._meta(plan, slot, runner._frames(plan, slot, compute))
+        return runner._meta(plan, slot, runner._frames(plan, slot, compute, True))
 
     torch.cuda.synchronize()
     out["host: staging copy + tables + upload launch"] = host_time(stage, iters, 3, torch.cuda.synchronize).summary()
-    nbytes = sum(f.nbytes for f in plan.frames)
+    sizes = np.array([(f.height, f.width) for f in plan.frames])
+    win = read_windows(plan.matrices, plan.frame_of_row, sizes)
+    nbytes = int(((win[:, 1] - win[:, 0]) * (win[:, 3] - win[:, 2]) * 3).sum())
     src, dst = slot.pinned_frames[:nbytes], slot.device_frames[:nbytes]
     up = device_time(lambda i: dst.copy_(src, non_blocking=True), iters, 3).median
     big = torch.empty(256 << 20, dtype=torch.uint8, pin_memory=True)
@@ -247,6 +278,7 @@ def breakdown(engine: Any, decoder: Any, boxes: int = 64, iters: int = 50) -> di
     out["upload"] = {
         "median_ms": up,
         "bytes": nbytes,
+        "whole_frames_bytes": sum(f.nbytes for f in plan.frames),
         "GB_s": nbytes / up / 1e6,
         "pinned_h2d_peak_GB_s": big.numel() / peak / 1e6,
     }

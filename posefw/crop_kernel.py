@@ -155,29 +155,58 @@ def crop_matrices(centers: np.ndarray, scales: np.ndarray, udp: bool, size=INPUT
     """(N, 2, 3) crop pixel -> image pixel matrices for rotation 0, vectorised (no loop per box).
 
     The image -> crop matrices are ``posefw.transforms.crop_matrix``'s (UDP or standard), and
-    they are inverted as OpenCV's ``warpAffine`` inverts them, so the kernel samples where the
-    CPU crop does to the last bit of the double.
+    they are inverted as OpenCV's ``warpAffine`` inverts them (``D = 1 / (m0 m4 - m1 m3)``,
+    ``b = -A t``), so the kernel samples where the CPU crop does to the last bit of the double.
+    Without rotation both matrices are diagonal, which the column arithmetic below uses: a
+    dozen array operations instead of three dozen (this runs on every call's critical path).
     """
     c = np.asarray(centers, np.float64).reshape(-1, 2)
     s = np.asarray(scales, np.float64).reshape(-1, 2)
     out = np.asarray(size, np.float64)
-    fwd = np.zeros((len(c), 6), np.float64)
     if udp:
-        f = (out - 1.0) / s
-        fwd[:, 0], fwd[:, 4] = f[:, 0], f[:, 1]
-        fwd[:, 2] = f[:, 0] * (-c[:, 0] + 0.5 * s[:, 0])
-        fwd[:, 5] = f[:, 1] * (-c[:, 1] + 0.5 * s[:, 1])
+        f = (out - 1.0) / s  # forward diagonal (x, y)
+        t = f * (-c + 0.5 * s)  # forward translation
     else:
-        a = out[0] / s[:, 0]
-        fwd[:, 0] = fwd[:, 4] = a
-        fwd[:, 2] = out[0] * 0.5 - a * c[:, 0]
-        fwd[:, 5] = out[1] * 0.5 - a * c[:, 1]
-    m0, m1, m2, m3, m4, m5 = fwd.T
-    d = m0 * m4 - m1 * m3
-    d = np.where(d != 0, 1.0 / np.where(d != 0, d, 1.0), 0.0)
-    a11, a22, a12, a21 = m4 * d, m0 * d, -m1 * d, -m3 * d
-    inv = np.stack([a11, a12, -a11 * m2 - a12 * m5, a21, a22, -a21 * m2 - a22 * m5], axis=1)
-    return inv.reshape(-1, 2, 3)
+        a = out[0] / s[:, :1]
+        f = np.concatenate([a, a], 1)
+        t = out * 0.5 - a * c
+    det = f[:, 0] * f[:, 1]  # m0 m4 - m1 m3 with m1 = m3 = 0
+    inv_det = np.divide(1.0, det, out=np.zeros_like(det), where=det != 0)
+    diag = f[:, ::-1] * inv_det[:, None]  # (A11, A22) = (m4 D, m0 D)
+    inv = np.zeros((len(c), 2, 3), np.float64)
+    inv[:, 0, 0], inv[:, 1, 1] = diag[:, 0], diag[:, 1]
+    inv[:, :, 2] = -diag * t  # -A11 t0 - A12 t1 with A12 = -0 D: the same double
+    return inv
+
+
+#: Pixels added on every side of a crop's corners: the kernel's fixed-point positions differ
+#: from the exact ones by less than 1/16 pixel, and bilinear reads the next pixel too.
+WINDOW_MARGIN = 2
+
+
+def read_windows(matrices: np.ndarray, frame_of_row: np.ndarray, sizes: np.ndarray, size=INPUT_SIZE) -> np.ndarray:
+    """(F, 4) y0, y1, x0, x1 per frame: the part of each frame its crops can read.
+
+    Host frames are uploaded as this window, not whole: one person in a 640x480 frame reads
+    about a third of it, and a one-box call's upload sits on its critical path. Without
+    rotation a crop's corners bound what it samples; ``WINDOW_MARGIN`` covers fixed-point
+    rounding and the second bilinear tap. ``frame_of_row`` must be sorted (rows come frame by
+    frame); ``sizes`` is (F, 2) height, width. A window may be empty (a crop wholly outside its
+    frame reads only the zero border).
+    """
+    ow, oh = size
+    m = np.asarray(matrices, np.float64).reshape(-1, 6)
+    u, v = np.array([0.0, ow - 1, 0.0, ow - 1]), np.array([0.0, 0.0, oh - 1, oh - 1])
+    xs = m[:, 0:1] * u + m[:, 1:2] * v + m[:, 2:3]  # (R, 4) image x of the four corners
+    ys = m[:, 3:4] * u + m[:, 4:5] * v + m[:, 5:6]
+    lo = np.floor(np.stack([ys.min(1), xs.min(1)], 1)) - WINDOW_MARGIN
+    hi = np.floor(np.stack([ys.max(1), xs.max(1)], 1)) + (WINDOW_MARGIN + 2)
+    starts = np.flatnonzero(np.r_[True, np.diff(frame_of_row) != 0]) if len(frame_of_row) else []
+    lo, hi = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
+    sizes = np.asarray(sizes, np.float64).reshape(-1, 2)
+    lo = np.clip(lo, 0, sizes)
+    hi = np.clip(hi, lo, sizes)
+    return np.stack([lo[:, 0], hi[:, 0], lo[:, 1], hi[:, 1]], 1).astype(np.int64)
 
 
 def crop_gpu(

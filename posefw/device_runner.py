@@ -1,8 +1,10 @@
 """The pipeline's GPU path: frames go up once as uint8, everything after happens on the device.
 
 Per call (``launch``):
-- host frames are copied into a pinned staging buffer and uploaded in one copy on a copy stream;
-  frames already on the GPU are read in place (their address goes into the box table);
+- host frames are copied into a pinned staging buffer and uploaded in one copy, each only the
+  window its crops read (:func:`posefw.crop_kernel.read_windows`), on a copy stream while the
+  device works on another call; frames already on the GPU are read in place (their address goes
+  into the box table);
 - per box, one row of a table: the frame's address, size and strides, and the crop -> image
   matrix (vectorised NumPy, no loop per box), staged in pinned memory;
 - per batch of boxes, the tables are copied into static device tables and one callable runs the
@@ -15,6 +17,7 @@ i's compute; ``finish`` waits for the call's event, unpacks and frees the slot.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +25,14 @@ from typing import Any
 import numpy as np
 
 from posefw.arrays import framework, to_numpy
-from posefw.crop_kernel import FLOAT_COLS, INT_COLS, crop_matrices, launch
+from posefw.crop_kernel import FLOAT_COLS, INT_COLS, launch, read_windows
 from posefw.decoder import checked_result
 from posefw.engine import Crops
 from posefw.pipeline import flip_average, flip_permutation
+
+#: Host frames' windows up to this size are staged by NumPy (one memcpy a row, no torch
+#: dispatch); larger ones by torch, which copies on several threads.
+THREADED_STAGING_BYTES = 4 << 20
 
 
 def _grow(buf: Any, nbytes: int, **kw: Any) -> Any:
@@ -64,8 +71,10 @@ class Slot:
     """Host and device buffers one call in flight uses; reused once that call is finished."""
 
     pinned_frames: Any = None
+    pinned_frames_np: Any = None  # the same memory as a NumPy array (small windows are staged by NumPy)
     device_frames: Any = None
     pinned_meta: Any = None  # one TableLayout block per batch
+    meta_views: list = field(default_factory=list)  # per block: its NumPy views, made once per buffer
     pinned_out: Any = None
     done: Any = None  # the event after the call's last copy back
     busy: bool = False  # a launched call's results are still in it (until ``finish``)
@@ -168,32 +177,38 @@ class DeviceRunner:
             return self._launch(plan)
 
     def _launch(self, plan: Any) -> Job:
+        """Stage, upload, replay, copy back. Everything before a batch's replay is on a blocking
+        call's critical path and kept to a few torch calls; what follows it overlaps the device."""
         import torch
 
         slot = next((s for s in self.slots if not s.busy), None)
         if slot is None:
             slot = Slot()
             self.slots.append(slot)
+        overlap = any(s.busy for s in self.slots)  # another call is still on the device
         slot.busy = True  # free again once ``finish`` has read it (its last call is then done)
         compute = torch.cuda.current_stream(self.device)
-        blocks = self._meta(plan, slot, self._frames(plan, slot, compute))
+        blocks = self._meta(plan, slot, self._frames(plan, slot, compute, overlap))
         rows = plan.rows
         job = Job(slot, None)
-        flip = self.pipe.flip_test
-        with torch.cuda.device(self.device):
-            for c, (start, n) in enumerate(self.pipe.chunks(rows)):
+        pipe = self.pipe
+        needs_crops = pipe.engine.needs_crops
+        current = torch.cuda.current_device() == self.device.index
+        with contextlib.nullcontext() if current else torch.cuda.device(self.device):
+            for c, (start, n) in enumerate(pipe.chunks(rows)):
                 sl = slice(start, start + n)
                 self.tables.copy_(blocks[c], non_blocking=True)
                 crops = None
-                if self.pipe.engine.needs_crops:  # engines that render from metadata (the oracle)
-                    crops = Crops.of_batch(plan.image_ids[sl], plan.centers[sl], plan.scales[sl], self.pipe.udp, flip)
+                if needs_crops:  # engines that render from metadata (the oracle)
+                    crops = Crops.of_batch(
+                        plan.image_ids[sl], plan.centers[sl], plan.scales[sl], pipe.udp, pipe.flip_test
+                    )
                 res = self._step(self.padded(n))(None, crops)
+                # -- the device is busy from here: what follows is off the critical path
                 if len(res) != n:
                     res = res[:n]  # the padding rows' results
                 if not self.in_graph:
-                    r = checked_result(
-                        self.pipe.decoder.decode(res, plan.centers[sl], plan.scales[sl]), self.pipe.decoder.name
-                    )
+                    r = checked_result(pipe.decoder.decode(res, plan.centers[sl], plan.scales[sl]), pipe.decoder.name)
                     job.host_rows[start] = (np.asarray(to_numpy(r.keypoints)), np.asarray(to_numpy(r.scores)))
                     continue
                 if framework(res) != "torch" or not res.is_cuda:
@@ -204,74 +219,111 @@ class DeviceRunner:
                     slot.pinned_out = _grow(slot.pinned_out, rows * k * 3 * 4, pin_memory=True)
                     job.out = slot.pinned_out[: rows * k * 3 * 4].view(torch.float32).view(rows, k, 3)
                 job.out[sl].copy_(res, non_blocking=True)
-            slot.done = torch.cuda.Event()
+            if slot.done is None:
+                slot.done = torch.cuda.Event()
             slot.done.record(compute)
         return job
 
     def finish(self, plan: Any, job: Job) -> tuple[np.ndarray, np.ndarray]:
         job.slot.done.synchronize()
         job.slot.keep = []
+        chunks = self.pipe.chunks(plan.rows)
+        if job.out is not None and not job.host_rows:  # every batch decoded in its graph
+            out = job.out.numpy().copy()  # the pinned buffer is reused by a later call
+            job.slot.busy = False
+            return out[..., :2], out[..., 2]
         parts: dict[int, tuple[np.ndarray, np.ndarray]] = dict(job.host_rows)
         if job.out is not None:
-            out = job.out.numpy().copy()  # the pinned buffer is reused by a later call
-            for start, n in self.pipe.chunks(plan.rows):
+            out = job.out.numpy().copy()
+            for start, n in chunks:
                 if start not in parts:
                     parts[start] = _unpack(out[start : start + n])
         job.slot.busy = False
-        chunks = [parts[s] for s, _ in self.pipe.chunks(plan.rows)]
-        kp = np.concatenate([c[0] for c in chunks])
-        sc = np.concatenate([c[1] for c in chunks])
+        kp = np.concatenate([parts[s][0] for s, _ in chunks])
+        sc = np.concatenate([parts[s][1] for s, _ in chunks])
         return kp, sc
 
-    def _frames(self, plan: Any, slot: Slot, compute: Any) -> np.ndarray:
-        """Per frame: device address, height, width and byte strides. Host frames are staged in
-        pinned memory and uploaded in one copy (HWC, contiguous); device frames are read in place."""
+    def _frames(self, plan: Any, slot: Slot, compute: Any, overlap: bool) -> np.ndarray:
+        """Per frame: device address, height, width and byte strides, as the crop kernel reads them.
+
+        Host frames are staged in pinned memory, each only the window its crops read, and
+        uploaded in one copy; the table's address is then the window's, shifted back by its
+        offset, so the kernel's frame coordinates and border tests are the whole frame's.
+        Device frames are read in place.
+        """
         import torch
 
-        host = [j for j, f in enumerate(plan.frames) if f.device == "cpu"]
-        table = np.zeros((len(plan.frames), 6), np.int64)
-        for j, f in enumerate(plan.frames):
-            table[j, 1:] = f.height, f.width, *(f.strides if f.device != "cpu" else (f.width * 3, 3, 1))
-            if f.device != "cpu":
-                table[j, 0] = f.array.data_ptr()
-                slot.keep.append(f.array)
-        if host:
-            sizes = np.array([plan.frames[j].nbytes for j in host], np.int64)
-            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            total = int(sizes.sum())
+        frames = plan.frames
+        table = np.zeros((len(frames), 6), np.int64)
+        host = []
+        for j, f in enumerate(frames):
+            if f.device == "cpu":
+                host.append(j)
+                continue
+            table[j] = f.array.data_ptr(), f.height, f.width, *f.strides
+            slot.keep.append(f.array)
+        if not host:
+            return table
+        win = plan.windows
+        if win is None:
+            win = read_windows(plan.matrices, plan.frame_of_row, [(f.height, f.width) for f in frames])
+        win = [win[j].tolist() for j in host]
+        nbytes = [(y1 - y0) * (x1 - x0) * 3 for y0, y1, x0, x1 in win]
+        total = sum(nbytes)
+        if slot.pinned_frames is None or slot.pinned_frames.numel() < total:
             slot.pinned_frames = _grow(slot.pinned_frames, total, pin_memory=True)
-            slot.device_frames = _grow(slot.device_frames, total, device=self.device)
-            for j, off, size in zip(host, offsets, sizes):
-                f = plan.frames[j]
-                dst = slot.pinned_frames[off : off + size].view(f.height, f.width, 3)
-                dst.copy_(torch.from_numpy(f.array))  # torch copies in parallel; any strides in
-            # The slot's last call is finished (finish() waited for it), so the buffer is free; the
-            # copy stream does not wait for the compute stream, which is busy with the call before.
-            with torch.cuda.stream(self.copy_stream):
+            slot.pinned_frames_np = slot.pinned_frames.numpy()
+        slot.device_frames = _grow(slot.device_frames, total, device=self.device)
+        base, off = slot.device_frames.data_ptr(), 0
+        for j, (y0, y1, x0, x1), size in zip(host, win, nbytes):
+            f = frames[j]
+            rh, rw = y1 - y0, x1 - x0
+            table[j] = base + off - y0 * rw * 3 - x0 * 3, f.height, f.width, rw * 3, 3, 1
+            off += size
+            if size == 0:  # the crops lie outside the frame: they read only the zero border
+                continue
+            src = f.array[y0:y1, x0:x1]
+            if size > THREADED_STAGING_BYTES and min(src.strides) >= 0:  # (torch takes no mirrored views)
+                slot.pinned_frames[off - size : off].view(rh, rw, 3).copy_(torch.from_numpy(src))
+            else:
+                np.copyto(slot.pinned_frames_np[off - size : off].reshape(rh, rw, 3), src)
+        if total:
+            if overlap:
+                # The slot's last call is finished (finish() waited for it), so its buffer is
+                # free; the copy stream does not wait for the compute stream, which is busy
+                # with the call before.
+                with torch.cuda.stream(self.copy_stream):
+                    slot.device_frames[:total].copy_(slot.pinned_frames[:total], non_blocking=True)
+                compute.wait_stream(self.copy_stream)
+            else:  # nothing else on the device: a second stream would only cost launch time
                 slot.device_frames[:total].copy_(slot.pinned_frames[:total], non_blocking=True)
-            compute.wait_stream(self.copy_stream)
-            table[host, 0] = slot.device_frames.data_ptr() + offsets
         return table
 
     def _meta(self, plan: Any, slot: Slot, table: np.ndarray) -> list[Any]:
         """The box tables of every batch, vectorised, each a TableLayout block in pinned memory."""
         rows, lay = plan.rows, self.layout
         chunks = self.pipe.chunks(rows)
-        slot.pinned_meta = _grow(slot.pinned_meta, len(chunks) * lay.nbytes, pin_memory=True)
-        frame_table = table[plan.frame_of_row]
-        matrices = crop_matrices(plan.centers, plan.scales, self.pipe.udp).reshape(rows, 6)
-        blocks = []
+        need = len(chunks) * lay.nbytes
+        if slot.pinned_meta is None or slot.pinned_meta.numel() < need:
+            slot.pinned_meta = _grow(slot.pinned_meta, need, pin_memory=True)
+            blocks = slot.pinned_meta.numel() // lay.nbytes
+            slot.meta_views = [
+                (b, *(v.numpy() for v in lay.views(b)))
+                for b in (slot.pinned_meta[c * lay.nbytes : (c + 1) * lay.nbytes] for c in range(blocks))
+            ]
+        one = len(table) == 1  # one frame: its row serves every box (broadcast, no gather)
+        frame_table = table if one else table[plan.frame_of_row]
+        out = []
         for c, (start, n) in enumerate(chunks):
-            block = slot.pinned_meta[c * lay.nbytes : (c + 1) * lay.nbytes]
-            ints, floats, centers, scales = (v.numpy() for v in lay.views(block))
+            block, ints, floats, centers, scales = slot.meta_views[c]
             sl = slice(start, start + n)
-            ints[:n, :6], ints[:n, 6:] = frame_table[sl], 0
-            floats[:n, :6], floats[:n, 6:] = matrices[sl], 0
+            ints[:n, :6], floats[:n, :6] = frame_table if one else frame_table[sl], plan.matrices[sl]
             centers[:n], scales[:n] = plan.centers[sl], plan.scales[sl]
             pad = self.padded(n)  # padding rows repeat the first box: valid reads, results dropped
-            ints[n:pad], floats[n:pad], centers[n:pad], scales[n:pad] = ints[0], floats[0], centers[0], scales[0]
-            blocks.append(block)
-        return blocks
+            if pad > n:
+                ints[n:pad], floats[n:pad], centers[n:pad], scales[n:pad] = ints[0], floats[0], centers[0], scales[0]
+            out.append(block)
+        return out
 
 
 def _pack(keypoints: Any, scores: Any) -> Any:

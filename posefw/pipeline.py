@@ -31,11 +31,14 @@ import numpy as np
 
 from posefw.arrays import framework
 from posefw.coco import FLIP_PAIRS
+from posefw.crop_kernel import crop_matrices
 from posefw.frames import Frame, as_boxes, as_frame
 from posefw.preprocess import box_checks, box_reason
 from posefw.transforms import box_to_center_scale
 
 PREPROCESS = ("auto", "gpu", "cpu")
+#: Calls of at most this many boxes are planned box by box in Python floats, larger ones vectorised.
+FEW_BOXES = 8
 
 
 @dataclass
@@ -52,18 +55,25 @@ class PoseResult:
 class Plan:
     """One call after the host's checks: the frames that have valid boxes, and one row per valid box.
 
-    ``keypoints``, ``scores`` and ``valid`` hold every box of the call (valid or not), in call
-    order; each frame's PoseResult holds views of its slice, so results land with one scatter.
+    The per-frame results are made by :meth:`Pipeline.results_of` once the call is launched (the
+    device works meanwhile); ``keypoints``, ``scores`` and ``valid`` then hold every box of the
+    call (valid or not), in call order, and each frame's PoseResult holds views of its slice, so
+    results land with one scatter.
     """
 
-    results: list[PoseResult]
     frames: list[Frame]
     frame_of_row: np.ndarray  # (R,) index into ``frames``
     owners: np.ndarray  # (R, 2) (frame index in the call, box index in that frame)
     centers: np.ndarray  # (R, 2) float64
     scales: np.ndarray  # (R, 2) float64
     image_ids: np.ndarray  # (R,)
-    box_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (R,) row in the call's boxes
+    box_rows: np.ndarray  # (R,) row in the call's boxes
+    counts: np.ndarray  # (F,) boxes per frame of the call
+    ok: np.ndarray  # (B,) valid boxes of the call
+    matrices: np.ndarray  # (R, 6) crop -> image, row-major
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (frame, message)
+    windows: np.ndarray | None = None  # (len(frames), 4) y0, y1, x0, x1 each frame's crops read
+    results: list[PoseResult] | None = None
     keypoints: np.ndarray | None = None  # (B, K, 2) every box of the call
     scores: np.ndarray | None = None  # (B, K)
 
@@ -85,6 +95,11 @@ def _results(counts: np.ndarray, k: int) -> tuple[list[PoseResult], np.ndarray, 
     cut = np.cumsum(counts)[:-1]
     parts = zip(np.split(kp, cut), np.split(sc, cut), np.split(valid, cut))
     return [PoseResult(a, b, c, []) for a, b, c in parts], kp, sc, valid
+
+
+def _union(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The smallest window holding windows ``a`` and ``b`` (y0, y1, x0, x1)."""
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
 
 
 def flip_permutation(k: int = 17) -> np.ndarray:
@@ -172,7 +187,9 @@ class Pipeline:
     # -- the three ways in -------------------------------------------------------------------
     def __call__(self, frames: list[Any], boxes: list[Any], image_ids: list[int] | None = None) -> list[PoseResult]:
         plan = self.plan(frames, boxes, image_ids)
-        return self._finish(plan, self.runner.launch(plan))
+        handle = self.runner.launch(plan)
+        self.results_of(plan)  # while the device works
+        return self._finish(plan, handle)
 
     def warm_up(self) -> None:
         """Do now what the first calls would (graph captures for every batch size on the GPU
@@ -191,6 +208,7 @@ class Pipeline:
         for item in items:
             plan = self.plan(*item)
             pending.append((plan, self.runner.launch(plan)))
+            self.results_of(plan)
             if len(pending) >= depth:
                 yield self._finish(*pending.popleft())
         while pending:
@@ -240,6 +258,7 @@ class Pipeline:
             try:
                 plan = self.plan(frames, boxes, ids)
                 pending.append((plan, self.runner.launch(plan), fut))
+                self.results_of(plan)
             except Exception as exc:  # noqa: BLE001 - this call's error, the worker goes on
                 fut.set_exception(exc)
             if len(pending) >= 2:
@@ -256,45 +275,103 @@ class Pipeline:
 
     # -- host work: checks, boxes, results ---------------------------------------------------
     def plan(self, frames: list[Any], boxes: list[Any], image_ids: list[int] | None = None) -> Plan:
-        """Check every frame, and every box of every frame in one vectorised pass; one row per valid box."""
-        if len(frames) != len(boxes):
-            raise ValueError(f"boxes: expected one box array per frame ({len(frames)}), got {len(boxes)}")
-        ids = np.arange(len(frames)) if image_ids is None else np.asarray(list(image_ids))
-        if len(ids) != len(frames):
-            raise ValueError(f"image_ids: expected one id per frame ({len(frames)}), got {len(ids)}")
+        """Check every frame and every box; one row per valid box, with its crop's geometry.
+
+        This runs before the device can start. A call of at most :data:`FEW_BOXES` boxes (a
+        latency-bound caller) works in Python floats (:mod:`posefw.one_box`, ~5 us a box);
+        larger calls in one vectorised pass over every box of every frame.
+        """
+        nf = len(frames)
+        if len(boxes) != nf:
+            raise ValueError(f"boxes: expected one box array per frame ({nf}), got {len(boxes)}")
+        ids = np.arange(nf) if image_ids is None else np.asarray(list(image_ids))
+        if len(ids) != nf:
+            raise ValueError(f"image_ids: expected one id per frame ({nf}), got {len(ids)}")
         arrays = [as_boxes(bx, f) for f, bx in enumerate(boxes)]
-        counts = np.array([len(a) for a in arrays], np.int64)
+        errors: list[tuple[int, str]] = []
+        checked: list[Frame | None] = [None] * nf
+        for f, bx in enumerate(arrays):
+            if not len(bx):
+                continue
+            try:
+                checked[f] = frame = as_frame(frames[f], f)
+                self.runner.check_frame(frame, f)
+            except (TypeError, ValueError) as exc:
+                checked[f] = None
+                errors.append((f, str(exc)))
+        counts = [len(a) for a in arrays]
+        rows_of = self._few_rows if sum(counts) <= FEW_BOXES else self._vector_rows
+        return rows_of(arrays, checked, np.array(counts, np.int64), ids, errors)
+
+    def _few_rows(self, arrays, checked, counts, ids, errors) -> Plan:
+        """A few boxes, box by box in Python floats (the vectorised pass's fixed cost is ~0.15 ms)."""
+        from posefw import one_box
+
+        ok = np.zeros(int(counts.sum()), bool)
+        used: list[Frame] = []
+        owners, geometry, windows, row_ids, box_rows, frame_of_row = [], [], [], [], [], []
+        b = 0
+        for f, (bx, frame) in enumerate(zip(arrays, checked)):
+            window = None
+            for i, (x, y, w, h) in enumerate(bx.tolist()):
+                b += 1
+                if frame is None:
+                    continue
+                code = one_box.box_code(x, y, w, h, frame.height, frame.width)
+                if code:
+                    why = box_reason(bx[i], i, code, frame.height, frame.width)
+                    errors.append((f, f"frame {f} {why}"))
+                    continue
+                ok[b - 1] = True
+                cs = one_box.center_scale(x, y, w, h)
+                m = one_box.crop_matrix(*cs, self.udp)
+                win = one_box.read_window(m)
+                window = win if window is None else _union(window, win)
+                owners.append((f, i))
+                frame_of_row.append(len(used))
+                geometry.append((*cs, *m))
+                row_ids.append(ids[f])
+                box_rows.append(b - 1)
+            if window is not None:
+                used.append(frame)
+                windows.append(one_box.clip_window(*window, frame.height, frame.width))
+        r = len(owners)
+        geo = np.array(geometry, np.float64).reshape(r, 10)
+        return Plan(
+            used,
+            np.array(frame_of_row, np.int64),
+            np.array(owners, np.int64).reshape(r, 2),
+            np.ascontiguousarray(geo[:, 0:2]),  # decoders are handed these
+            np.ascontiguousarray(geo[:, 2:4]),
+            np.array(row_ids, ids.dtype).reshape(r),
+            np.array(box_rows, np.int64),
+            counts,
+            ok,
+            geo[:, 4:10],
+            errors,
+            np.array(windows, np.int64).reshape(len(used), 4),
+        )
+
+    def _vector_rows(self, arrays, checked, counts, ids, errors) -> Plan:
+        """Every box of every frame in one vectorised pass; failure codes only when a box fails."""
+        nf = len(arrays)
+        size = np.array([(c.height, c.width) if c is not None else (0, 0) for c in checked], np.int64)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
         allb = np.concatenate(arrays) if counts.sum() else np.zeros((0, 4))
-        results, kp, sc, valid = _results(counts, 17)
-        frame_of = np.repeat(np.arange(len(frames)), counts)
-        checked: list[Frame | None] = [None] * len(frames)
-        size = np.zeros((len(frames), 2), np.int64)
-        for f in np.flatnonzero(counts):
-            try:
-                frame = as_frame(frames[f], int(f))
-                self.runner.check_frame(frame, int(f))
-            except (TypeError, ValueError) as exc:
-                results[f].errors.append(str(exc))
-                continue
-            checked[f], size[f] = frame, (frame.height, frame.width)
+        frame_of = np.repeat(np.arange(nf), counts)
         usable = np.array([c is not None for c in checked], bool)[frame_of]
         ok, code = box_checks(allb, size[frame_of, 0], size[frame_of, 1])
         ok &= usable
-        for row in np.flatnonzero(~ok & usable):  # refused boxes of usable frames, named
-            f = frame_of[row]
-            why = box_reason(allb[row], int(row - starts[f]), int(code[row]), size[f, 0], size[f, 1])
-            results[f].errors.append(f"frame {f} {why}")
-        valid[:] = ok
+        if code is not None:
+            for row in np.flatnonzero(~ok & usable):  # refused boxes of usable frames, named
+                f = frame_of[row]
+                why = box_reason(allb[row], int(row - starts[f]), int(code[row]), size[f, 0], size[f, 1])
+                errors.append((int(f), f"frame {f} {why}"))
         rows = np.flatnonzero(ok)
-        if len(frames) == 1:  # np.unique's sort is most of a one-frame call's planning
-            used, frame_of_row = np.arange(1 if len(rows) else 0), np.zeros(len(rows), np.int64)
-        else:
-            used, frame_of_row = np.unique(frame_of[rows], return_inverse=True)
-        centers, scales = box_to_center_scale(allb[rows])
+        used, frame_of_row = np.unique(frame_of[rows], return_inverse=True)
         owners = np.stack([frame_of[rows], rows - starts[frame_of[rows]]], 1)
+        centers, scales = box_to_center_scale(allb[rows])
         return Plan(
-            results,
             [checked[f] for f in used],
             frame_of_row.reshape(-1),
             owners,
@@ -302,32 +379,41 @@ class Pipeline:
             scales,
             ids[frame_of[rows]],
             rows,
-            kp,
-            sc,
+            counts,
+            ok,
+            crop_matrices(centers, scales, self.udp).reshape(-1, 6),
+            errors,
         )
+
+    def results_of(self, plan: Plan, k: int = 17) -> list[PoseResult]:
+        """The call's per-frame results, NaN until :meth:`_finish` scatters the keypoints in;
+        made after the launch, so the device is busy meanwhile."""
+        if plan.results is None or plan.keypoints.shape[1] != k:
+            plan.results, plan.keypoints, plan.scores, valid = _results(plan.counts, k)
+            valid[:] = plan.ok
+            for f, message in plan.errors:
+                plan.results[f].errors.append(message)
+        return plan.results
 
     def chunks(self, rows: int) -> list[tuple[int, int]]:
         """(start, count) batches of at most ``per_batch`` boxes (the engine runs twice that with flip)."""
         return [(s, min(self.per_batch, rows - s)) for s in range(0, rows, self.per_batch)]
 
     def _finish(self, plan: Plan, handle: Any) -> list[PoseResult]:
+        results = self.results_of(plan)
         if plan.rows == 0:
-            return plan.results
+            return results
         kp, sc = self.runner.finish(plan, handle)
         if kp.shape[1] != plan.keypoints.shape[1]:  # another keypoint count than COCO's: results resized
-            counts = np.array([len(r.valid) for r in plan.results])
-            fresh, plan.keypoints, plan.scores, valid = _results(counts, kp.shape[1])
-            valid[:] = np.concatenate([r.valid for r in plan.results]) if len(valid) else valid
-            for old, new in zip(plan.results, fresh):
-                new.errors = old.errors
-            plan.results[:] = fresh
+            results = self.results_of(plan, kp.shape[1])
         plan.keypoints[plan.box_rows], plan.scores[plan.box_rows] = kp, sc
-        for row in np.flatnonzero(~np.isfinite(kp).all(axis=(1, 2))):  # overflowed transforms are errors
+        bad = ~np.isfinite(kp).all(axis=(1, 2))
+        for row in np.flatnonzero(bad) if bad.any() else ():  # overflowed transforms are errors
             f, i = plan.owners[row]
-            res = plan.results[f]
+            res = results[f]
             res.valid[i], res.keypoints[i], res.scores[i] = False, np.nan, np.nan
             res.errors.append(f"frame {f} box {i}: keypoints are not finite (box too large for float32?)")
-        return plan.results
+        return results
 
     @classmethod
     def from_config(cls, config: Any, flip_test: bool | None = None) -> Pipeline:

@@ -32,6 +32,9 @@ __all__ = [
 #: A box wider or taller than this many times the frame's larger side is refused: its crop
 #: would be the frame shrunk to a few pixels, and at 1e300 its keypoints overflow to infinity.
 MAX_BOX_FACTOR = 16.0
+#: A box narrower or lower than this (pixels) is empty: at 1e-300 px its crop matrix is
+#: infinity times zero, NaN, and nothing could be read or drawn.
+MIN_BOX_SIDE = 1e-3
 
 
 def fixed_point_positions(inv: np.ndarray, size=INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
@@ -95,21 +98,26 @@ def crop_cpu(
     return out
 
 
-def box_checks(boxes: np.ndarray, heights: Any, widths: Any) -> tuple[np.ndarray, np.ndarray]:
+def box_checks(boxes: np.ndarray, heights: Any, widths: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Valid-box mask and a failure code per (N, 4) x, y, w, h box, each against its own frame's
     size (scalars or (N,) arrays): 0 valid, 1 non-finite, 2 empty, 3 too large, 4 outside.
-    Vectorised over every box of every frame of a call."""
-    b = boxes
-    x, y, bw, bh = b.T
+    Vectorised over every box of every frame of a call; the codes are None when every box is
+    valid (working them out costs as much again, on every call's critical path)."""
+    x, y, bw, bh = boxes.T
     h, w = np.asarray(heights, np.float64), np.asarray(widths, np.float64)
+    limit = MAX_BOX_FACTOR * np.maximum(h, w)
     with np.errstate(invalid="ignore", over="ignore"):
-        finite = np.isfinite(b).all(axis=1)
-        positive = finite & (bw > 0) & (bh > 0)
-        limit = MAX_BOX_FACTOR * np.maximum(h, w)
+        # every comparison with NaN is False and every infinity fails one of them: non-finite
+        # boxes are refused here without a test of their own
+        ok = (bw >= MIN_BOX_SIDE) & (bh >= MIN_BOX_SIDE) & (bw <= limit) & (bh <= limit)
+        ok &= (x < w) & (y < h) & (x + bw > 0) & (y + bh > 0)
+        if ok.all():
+            return ok, None
+        finite = np.isfinite(boxes).all(axis=1)
+        positive = finite & (bw >= MIN_BOX_SIDE) & (bh >= MIN_BOX_SIDE)
         sane = positive & (bw <= limit) & (bh <= limit)
-        inside = sane & (x < w) & (y < h) & (x + bw > 0) & (y + bh > 0)
-    code = np.where(~finite, 1, np.where(~positive, 2, np.where(~sane, 3, np.where(~inside, 4, 0))))
-    return inside, code
+    code = np.where(~finite, 1, np.where(~positive, 2, np.where(~sane, 3, np.where(~ok, 4, 0))))
+    return ok, code
 
 
 def box_reason(box: np.ndarray, index: int, code: int, h: int, w: int) -> str:
@@ -117,7 +125,7 @@ def box_reason(box: np.ndarray, index: int, code: int, h: int, w: int) -> str:
     if code == 1:
         return f"box {index}: non-finite values {box.tolist()}"
     if code == 2:
-        return f"box {index}: width and height must be > 0, got {box[2]} x {box[3]}"
+        return f"box {index}: width and height must be at least {MIN_BOX_SIDE:g} px, got {box[2]} x {box[3]}"
     if code == 3:
         return f"box {index}: {box[2]:.4g} x {box[3]:.4g} is more than {MAX_BOX_FACTOR:g} times the {w}x{h} frame"
     return f"box {index}: {box.tolist()} lies entirely outside the {w}x{h} image"

@@ -26,12 +26,11 @@ def box_to_center_scale(
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(f"boxes: expected shape (N, 4) as x, y, w, h, got {b.shape}")
     aspect = input_size[0] / input_size[1]
-    x, y, w, h = b.T
-    centers = np.stack([x + w * 0.5, y + h * 0.5], axis=1)
-    wide = w > aspect * h
-    w2 = np.where(wide, w, h * aspect)
-    h2 = np.where(wide, w / aspect, h)
-    scales = np.stack([w2, h2], axis=1) * padding
+    wh = b[:, 2:]
+    centers = b[:, :2] + wh * 0.5
+    as_wide = wh[:, :1] / np.array([1.0, aspect])  # (w, w / aspect)
+    as_tall = wh[:, 1:] * np.array([aspect, 1.0])  # (h * aspect, h)
+    scales = np.where(wh[:, :1] > as_tall[:, :1], as_wide, as_tall) * padding
     return centers, scales
 
 

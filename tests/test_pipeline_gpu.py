@@ -175,3 +175,32 @@ def test_stream_run_with_device_frames_from_a_decoder_thread(engine_fp32, frames
     # move an argmax (one value of 8,160 by 12.6 px on the H200). A frame read while its
     # producer was still writing it would move whole poses.
     assert np.median(diffs) < 1e-3 and (diffs < 0.1).mean() > 0.995, (np.median(diffs), (diffs < 0.1).mean())
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_host_frames_uploaded_as_windows_crop_as_whole_frames(engine_fp32, frames_and_boxes, flip):
+    """Host frames go up as the window their crops read; the same frames already on the GPU are
+    read whole, in place. Same batch size, same graph: the keypoints must be bit-identical, for
+    boxes over every border, a tiny box, a crop mostly outside the frame, an odd-sized view and
+    a mirrored (negative-stride) view."""
+    frames, boxes, _ = frames_and_boxes
+    odd = frames[0][:427, :639]
+    h, w = odd.shape[:2]
+    edge = np.array(
+        [
+            [-50, -30, 120, 200],
+            [w - 60, h - 90, 150, 160],
+            [5, 5, 3, 4],
+            [w / 2, h / 2, 40, 300],
+            [-2000, -900, 2010, 910],
+        ]
+    )
+    host = [odd, frames[1][:, ::-1], frames[2]]
+    bx = [edge, boxes[1], boxes[2]]
+    pipe = Pipeline(engine_fp32, posefw.create_decoder("cupy-full"), flip_test=flip, preprocess="gpu")
+    got = pipe(host, bx)
+    ref = pipe([torch.from_numpy(np.ascontiguousarray(f)).cuda() for f in host], bx)
+    for a, b in zip(got, ref):
+        assert a.valid.all() and not a.errors
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        np.testing.assert_array_equal(a.scores, b.scores)

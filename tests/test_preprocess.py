@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from posefw.crop_kernel import crop_gpu, crop_matrices
-from posefw.preprocess import STD, check_boxes_xywh, crop_cpu, fixed_point_positions, read_image
+from posefw.crop_kernel import crop_gpu, crop_matrices, read_windows
+from posefw.preprocess import STD, box_checks, check_boxes_xywh, crop_cpu, fixed_point_positions, read_image
 from posefw.transforms import box_to_center_scale, crop_matrix
 
 torch = pytest.importorskip("torch")
@@ -46,6 +49,76 @@ def test_crop_matrices_invert_crop_matrix():
         for m, ci, si in zip(inv, c, s):
             fwd = np.vstack([crop_matrix(ci, si, udp=udp), [0, 0, 1]])
             np.testing.assert_allclose(np.vstack([m, [0, 0, 1]]) @ fwd, np.eye(3), atol=1e-9)
+
+
+def _warp_affine_inverse(m: np.ndarray) -> np.ndarray:
+    """OpenCV's warpAffine inversion of one 2x3 matrix, written out in its order of operations."""
+    d = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
+    d = 1.0 / d if d != 0 else 0.0
+    a11, a22, a12, a21 = m[1, 1] * d, m[0, 0] * d, -m[0, 1] * d, -m[1, 0] * d
+    return np.array([[a11, a12, -a11 * m[0, 2] - a12 * m[1, 2]], [a21, a22, -a21 * m[0, 2] - a22 * m[1, 2]]])
+
+
+finite = st.floats(-1e5, 1e5, allow_nan=False)
+sizes = st.floats(1e-2, 1e5, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(c=st.tuples(finite, finite), s=st.tuples(sizes, sizes), udp=st.booleans())
+def test_crop_matrices_are_warp_affines_inverse_to_the_last_bit(c, s, udp):
+    """The column arithmetic equals the general 2x3 inversion bit for bit: the GPU kernel and
+    the CPU crop sample the same positions only if the doubles are the same."""
+    ours = crop_matrices(np.array([c]), np.array([s]), udp)[0]
+    ref = _warp_affine_inverse(crop_matrix(np.array(c), np.array(s), udp=udp))
+    assert (ours == ref).all(), (ours, ref)
+
+
+box_rows = hnp.arrays(
+    np.float64,
+    st.tuples(st.integers(1, 6), st.just(4)),
+    elements=st.one_of(st.floats(-400, 900), st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1e300, 1e-300, 9e-4])),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(boxes=box_rows, h=st.integers(1, 600), w=st.integers(1, 800))
+def test_box_checks_valid_boxes_are_exactly_the_finite_sane_inside_ones(boxes, h, w):
+    ok, code = box_checks(boxes, h, w)
+    x, y, bw, bh = boxes.T
+    limit = 16.0 * max(h, w)
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = np.isfinite(boxes).all(1) & (bw >= 1e-3) & (bh >= 1e-3) & (bw <= limit) & (bh <= limit)
+        want &= (x < w) & (y < h) & (x + bw > 0) & (y + bh > 0)
+    assert (ok == want).all()
+    assert code is None if want.all() else ((code == 0) == want).all() and (code[~np.isfinite(boxes).all(1)] == 1).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    boxes=hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.just(4)), elements=st.floats(-300, 900)),
+    frames=st.lists(st.tuples(st.integers(1, 500), st.integers(1, 700)), min_size=1, max_size=3),
+    udp=st.booleans(),
+    data=st.data(),
+)
+def test_read_windows_hold_every_pixel_a_crop_reads(boxes, frames, udp, data):
+    """Host frames are uploaded as these windows only: every bilinear tap of the kernel's
+    fixed-point positions that lies in the frame must lie in its frame's window."""
+    boxes[:, 2:] = np.abs(boxes[:, 2:]) + 1.0
+    owner = np.sort(data.draw(hnp.arrays(np.int64, len(boxes), elements=st.integers(0, len(frames) - 1))))
+    used, frame_of_row = np.unique(owner, return_inverse=True)
+    sizes = np.array(frames)[used]
+    c, s = box_to_center_scale(boxes)
+    inv = crop_matrices(c, s, udp)
+    win = read_windows(inv, frame_of_row.reshape(-1), sizes)
+    assert win.shape == (len(used), 4) and (win[:, 0] <= win[:, 1]).all() and (win[:, 2] <= win[:, 3]).all()
+    for m, f in zip(inv, frame_of_row.reshape(-1)):
+        (fh, fw), (y0, y1, x0, x1) = sizes[f], win[f]
+        assert 0 <= y0 and y1 <= fh and 0 <= x0 and x1 <= fw
+        gx, gy = fixed_point_positions(m)
+        ix, iy = (gx >> 5).ravel(), (gy >> 5).ravel()
+        for tx, ty in ((ix, iy), (ix + 1, iy), (ix, iy + 1), (ix + 1, iy + 1)):
+            inside = (tx >= 0) & (tx < fw) & (ty >= 0) & (ty < fh)
+            assert ((tx[inside] >= x0) & (tx[inside] < x1) & (ty[inside] >= y0) & (ty[inside] < y1)).all()
 
 
 @pytest.mark.parametrize("udp", [True, False])
