@@ -263,7 +263,7 @@ def breakdown(engine: Any, decoder: Any, boxes: int = 64, iters: int = 50) -> di
 
     def stage(i):
         slot.busy = False
-        return runner._meta(plan, slot, runner._frames(plan, slot, compute, True))
+        return runner._meta(plan, slot, runner._frames(plan, slot, compute, True, False)[0])
 
     torch.cuda.synchronize()
     out["host: staging copy + tables + upload launch"] = host_time(stage, iters, 3, torch.cuda.synchronize).summary()

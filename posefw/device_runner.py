@@ -30,6 +30,10 @@ from posefw.decoder import checked_result
 from posefw.engine import Crops
 from posefw.pipeline import flip_average, flip_permutation
 
+#: A call with nothing else on the device stages its frames' windows right behind its box
+#: table, and both go up in one copy into a device block behind the static tables (windows of
+#: up to this many bytes in all; a blocking one-box call saves a copy's launch and latency).
+DIRECT_FRAME_BYTES = 4 << 20
 #: Host frames' windows up to this size are staged by NumPy (one memcpy a row, no torch
 #: dispatch); larger ones by torch, which copies on several threads.
 THREADED_STAGING_BYTES = 4 << 20
@@ -73,7 +77,8 @@ class Slot:
     pinned_frames: Any = None
     pinned_frames_np: Any = None  # the same memory as a NumPy array (small windows are staged by NumPy)
     device_frames: Any = None
-    pinned_meta: Any = None  # one TableLayout block per batch
+    pinned_meta: Any = None  # one TableLayout block per batch (direct calls: one, then the windows)
+    pinned_meta_np: Any = None
     meta_views: list = field(default_factory=list)  # per block: its NumPy views, made once per buffer
     pinned_out: Any = None
     done: Any = None  # the event after the call's last copy back
@@ -100,7 +105,8 @@ class DeviceRunner:
         self.dtype = getattr(torch, eng.input_dtype)
         dev = self.device
         self.layout = TableLayout(pipe.per_batch)
-        self.tables = torch.zeros(self.layout.nbytes, dtype=torch.uint8, device=dev)
+        self.tables_ext = torch.zeros(self.layout.nbytes + DIRECT_FRAME_BYTES, dtype=torch.uint8, device=dev)
+        self.tables = self.tables_ext[: self.layout.nbytes]  # what the graphs read
         self.ints, self.floats, self.centers, self.scales = self.layout.views(self.tables)
         k = 17
         # made here: inside a graph capture no host-to-device copy may happen
@@ -188,16 +194,21 @@ class DeviceRunner:
         overlap = any(s.busy for s in self.slots)  # another call is still on the device
         slot.busy = True  # free again once ``finish`` has read it (its last call is then done)
         compute = torch.cuda.current_stream(self.device)
-        blocks = self._meta(plan, slot, self._frames(plan, slot, compute, overlap))
-        rows = plan.rows
+        rows, pipe = plan.rows, self.pipe
+        chunks = pipe.chunks(rows)
+        table, direct = self._frames(plan, slot, compute, overlap, direct=not overlap and len(chunks) == 1)
+        blocks = self._meta(plan, slot, table)
         job = Job(slot, None)
-        pipe = self.pipe
         needs_crops = pipe.engine.needs_crops
         current = torch.cuda.current_device() == self.device.index
         with contextlib.nullcontext() if current else torch.cuda.device(self.device):
-            for c, (start, n) in enumerate(pipe.chunks(rows)):
+            for c, (start, n) in enumerate(chunks):
                 sl = slice(start, start + n)
-                self.tables.copy_(blocks[c], non_blocking=True)
+                if direct:  # the table and the windows behind it, in one copy
+                    size = self.layout.nbytes + direct
+                    self.tables_ext[:size].copy_(slot.pinned_meta[:size], non_blocking=True)
+                else:
+                    self.tables.copy_(blocks[c], non_blocking=True)
                 crops = None
                 if needs_crops:  # engines that render from metadata (the oracle)
                     crops = Crops.of_batch(
@@ -243,13 +254,16 @@ class DeviceRunner:
         sc = np.concatenate([parts[s][1] for s, _ in chunks])
         return kp, sc
 
-    def _frames(self, plan: Any, slot: Slot, compute: Any, overlap: bool) -> np.ndarray:
-        """Per frame: device address, height, width and byte strides, as the crop kernel reads them.
+    def _frames(self, plan: Any, slot: Slot, compute: Any, overlap: bool, direct: bool) -> tuple[np.ndarray, int]:
+        """Per frame: device address, height, width and byte strides, as the crop kernel reads
+        them; and how many bytes of windows were staged for a direct copy (0: none, or uploaded).
 
         Host frames are staged in pinned memory, each only the window its crops read, and
         uploaded in one copy; the table's address is then the window's, shifted back by its
         offset, so the kernel's frame coordinates and border tests are the whole frame's.
-        Device frames are read in place.
+        With ``direct`` (nothing else on the device, one batch) the windows are staged behind
+        the batch's table and go up with it (:data:`DIRECT_FRAME_BYTES`). Device frames are
+        read in place.
         """
         import torch
 
@@ -263,18 +277,26 @@ class DeviceRunner:
             table[j] = f.array.data_ptr(), f.height, f.width, *f.strides
             slot.keep.append(f.array)
         if not host:
-            return table
+            return table, 0
         win = plan.windows
         if win is None:
             win = read_windows(plan.matrices, plan.frame_of_row, [(f.height, f.width) for f in frames])
         win = [win[j].tolist() for j in host]
         nbytes = [(y1 - y0) * (x1 - x0) * 3 for y0, y1, x0, x1 in win]
         total = sum(nbytes)
-        if slot.pinned_frames is None or slot.pinned_frames.numel() < total:
-            slot.pinned_frames = _grow(slot.pinned_frames, total, pin_memory=True)
-            slot.pinned_frames_np = slot.pinned_frames.numpy()
-        slot.device_frames = _grow(slot.device_frames, total, device=self.device)
-        base, off = slot.device_frames.data_ptr(), 0
+        direct = direct and 0 < total <= DIRECT_FRAME_BYTES
+        if direct:
+            lead = self.layout.nbytes
+            self._meta_buffer(slot, lead + total)
+            pinned, pinned_np = slot.pinned_meta[lead:], slot.pinned_meta_np[lead:]
+            base = self.tables_ext.data_ptr() + lead
+        else:
+            if slot.pinned_frames is None or slot.pinned_frames.numel() < total:
+                slot.pinned_frames = _grow(slot.pinned_frames, total, pin_memory=True)
+                slot.pinned_frames_np = slot.pinned_frames.numpy()
+            slot.device_frames = _grow(slot.device_frames, total, device=self.device)
+            pinned, pinned_np, base = slot.pinned_frames, slot.pinned_frames_np, slot.device_frames.data_ptr()
+        off = 0
         for j, (y0, y1, x0, x1), size in zip(host, win, nbytes):
             f = frames[j]
             rh, rw = y1 - y0, x1 - x0
@@ -284,9 +306,11 @@ class DeviceRunner:
                 continue
             src = f.array[y0:y1, x0:x1]
             if size > THREADED_STAGING_BYTES and min(src.strides) >= 0:  # (torch takes no mirrored views)
-                slot.pinned_frames[off - size : off].view(rh, rw, 3).copy_(torch.from_numpy(src))
+                pinned[off - size : off].view(rh, rw, 3).copy_(torch.from_numpy(src))
             else:
-                np.copyto(slot.pinned_frames_np[off - size : off].reshape(rh, rw, 3), src)
+                np.copyto(pinned_np[off - size : off].reshape(rh, rw, 3), src)
+        if direct:
+            return table, total
         if total:
             if overlap:
                 # The slot's last call is finished (finish() waited for it), so its buffer is
@@ -297,20 +321,13 @@ class DeviceRunner:
                 compute.wait_stream(self.copy_stream)
             else:  # nothing else on the device: a second stream would only cost launch time
                 slot.device_frames[:total].copy_(slot.pinned_frames[:total], non_blocking=True)
-        return table
+        return table, 0
 
     def _meta(self, plan: Any, slot: Slot, table: np.ndarray) -> list[Any]:
         """The box tables of every batch, vectorised, each a TableLayout block in pinned memory."""
         rows, lay = plan.rows, self.layout
         chunks = self.pipe.chunks(rows)
-        need = len(chunks) * lay.nbytes
-        if slot.pinned_meta is None or slot.pinned_meta.numel() < need:
-            slot.pinned_meta = _grow(slot.pinned_meta, need, pin_memory=True)
-            blocks = slot.pinned_meta.numel() // lay.nbytes
-            slot.meta_views = [
-                (b, *(v.numpy() for v in lay.views(b)))
-                for b in (slot.pinned_meta[c * lay.nbytes : (c + 1) * lay.nbytes] for c in range(blocks))
-            ]
+        self._meta_buffer(slot, len(chunks) * lay.nbytes)
         one = len(table) == 1  # one frame: its row serves every box (broadcast, no gather)
         frame_table = table if one else table[plan.frame_of_row]
         out = []
@@ -324,6 +341,20 @@ class DeviceRunner:
                 ints[n:pad], floats[n:pad], centers[n:pad], scales[n:pad] = ints[0], floats[0], centers[0], scales[0]
             out.append(block)
         return out
+
+    def _meta_buffer(self, slot: Slot, nbytes: int) -> None:
+        """The slot's pinned block for tables (and a direct call's windows): at least ``nbytes``,
+        with NumPy views of each table block made once per buffer."""
+        if slot.pinned_meta is not None and slot.pinned_meta.numel() >= nbytes:
+            return
+        lay = self.layout
+        slot.pinned_meta = _grow(slot.pinned_meta, nbytes, pin_memory=True)
+        slot.pinned_meta_np = slot.pinned_meta.numpy()
+        blocks = (
+            slot.pinned_meta[c * lay.nbytes : (c + 1) * lay.nbytes]
+            for c in range(slot.pinned_meta.numel() // lay.nbytes)
+        )
+        slot.meta_views = [(b, *(v.numpy() for v in lay.views(b))) for b in blocks]
 
 
 def _pack(keypoints: Any, scores: Any) -> Any:
