@@ -2,9 +2,9 @@
 
 Per call (``launch``):
 - host frames are copied into a pinned staging buffer and uploaded in one copy, each only the
-  window its crops read (:func:`posefw.crop_kernel.read_windows`), on a copy stream while the
-  device works on another call; frames already on the GPU are read in place (their address goes
-  into the box table);
+  window its crops read (:func:`posefw.crop_kernel.read_windows`): on a copy stream while the
+  device works on another call, else together with the box table (one copy for both); frames
+  already on the GPU are read in place (their address goes into the box table);
 - per box, one row of a table: the frame's address, size and strides, and the crop -> image
   matrix (vectorised NumPy, no loop per box), staged in pinned memory;
 - per batch of boxes, the tables are copied into static device tables and one callable runs the

@@ -303,7 +303,9 @@ class Pipeline:
         rows_of = self._few_rows if sum(counts) <= FEW_BOXES else self._vector_rows
         return rows_of(arrays, checked, np.array(counts, np.int64), ids, errors)
 
-    def _few_rows(self, arrays, checked, counts, ids, errors) -> Plan:
+    def _few_rows(
+        self, arrays: list[np.ndarray], checked: list[Frame | None], counts: np.ndarray, ids: np.ndarray, errors: list
+    ) -> Plan:
         """A few boxes, box by box in Python floats (the vectorised pass's fixed cost is ~0.15 ms)."""
         from posefw import one_box
 
@@ -352,7 +354,9 @@ class Pipeline:
             np.array(windows, np.int64).reshape(len(used), 4),
         )
 
-    def _vector_rows(self, arrays, checked, counts, ids, errors) -> Plan:
+    def _vector_rows(
+        self, arrays: list[np.ndarray], checked: list[Frame | None], counts: np.ndarray, ids: np.ndarray, errors: list
+    ) -> Plan:
         """Every box of every frame in one vectorised pass; failure codes only when a box fails."""
         nf = len(arrays)
         size = np.array([(c.height, c.width) if c is not None else (0, 0) for c in checked], np.int64)
