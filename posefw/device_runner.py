@@ -196,7 +196,7 @@ class DeviceRunner:
         compute = torch.cuda.current_stream(self.device)
         rows, pipe = plan.rows, self.pipe
         chunks = pipe.chunks(rows)
-        table, direct = self._frames(plan, slot, compute, overlap, direct=not overlap and len(chunks) == 1)
+        table, staged = self._frames(plan, slot, compute, overlap, direct=not overlap and len(chunks) == 1)
         blocks = self._meta(plan, slot, table)
         job = Job(slot, None)
         needs_crops = pipe.engine.needs_crops
@@ -204,8 +204,8 @@ class DeviceRunner:
         with contextlib.nullcontext() if current else torch.cuda.device(self.device):
             for c, (start, n) in enumerate(chunks):
                 sl = slice(start, start + n)
-                if direct:  # the table and the windows behind it, in one copy
-                    size = self.layout.nbytes + direct
+                if staged:  # the table and the windows staged behind it, in one copy
+                    size = self.layout.nbytes + staged
                     self.tables_ext[:size].copy_(slot.pinned_meta[:size], non_blocking=True)
                 else:
                     self.tables.copy_(blocks[c], non_blocking=True)
@@ -238,11 +238,11 @@ class DeviceRunner:
     def finish(self, plan: Any, job: Job) -> tuple[np.ndarray, np.ndarray]:
         job.slot.done.synchronize()
         job.slot.keep = []
-        chunks = self.pipe.chunks(plan.rows)
         if job.out is not None and not job.host_rows:  # every batch decoded in its graph
             out = job.out.numpy().copy()  # the pinned buffer is reused by a later call
             job.slot.busy = False
             return out[..., :2], out[..., 2]
+        chunks = self.pipe.chunks(plan.rows)
         parts: dict[int, tuple[np.ndarray, np.ndarray]] = dict(job.host_rows)
         if job.out is not None:
             out = job.out.numpy().copy()
