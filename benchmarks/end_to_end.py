@@ -263,7 +263,8 @@ def breakdown(engine: Any, decoder: Any, boxes: int = 64, iters: int = 50) -> di
 
     def stage(i):
         slot.busy = False
-        return runner._meta(plan, slot, runner._frames(plan, slot, compute, True, False)[0])
+        table = runner._frames(plan, slot, compute, True, False)[0]
+        return runner._meta(plan, slot, table, pipe.chunks(plan.rows))
 
     torch.cuda.synchronize()
     out["host: staging copy + tables + upload launch"] = host_time(stage, iters, 3, torch.cuda.synchronize).summary()

@@ -13,9 +13,9 @@ import numpy as np
 
 def framework(x: Any) -> str:
     """'numpy', 'torch', 'cupy', 'numba' or 'other', judged by the array's type module."""
-    mod = type(x).__module__.split(".")[0]
     if isinstance(x, np.ndarray):
         return "numpy"
+    mod = type(x).__module__.split(".")[0]
     if mod in ("torch", "cupy", "numba"):
         return mod
     return "other"

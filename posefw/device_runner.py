@@ -34,6 +34,9 @@ from posefw.pipeline import flip_average, flip_permutation
 #: table, and both go up in one copy into a device block behind the static tables (windows of
 #: up to this many bytes in all; a blocking one-box call saves a copy's launch and latency).
 DIRECT_FRAME_BYTES = 4 << 20
+#: A direct copy's size is rounded up to a multiple of this, so its two tensor slices are made
+#: once per size and slot, not once per call (slicing is ~3 us of torch dispatch a tensor).
+DIRECT_ROUND = 16 << 10
 #: Host frames' windows up to this size are staged by NumPy (one memcpy a row, no torch
 #: dispatch); larger ones by torch, which copies on several threads.
 THREADED_STAGING_BYTES = 4 << 20
@@ -80,7 +83,9 @@ class Slot:
     pinned_meta: Any = None  # one TableLayout block per batch (direct calls: one, then the windows)
     pinned_meta_np: Any = None
     meta_views: list = field(default_factory=list)  # per block: its NumPy views, made once per buffer
+    direct_copies: dict = field(default_factory=dict)  # rounded size -> (device slice, pinned slice)
     pinned_out: Any = None
+    pinned_out_np: Any = None
     done: Any = None  # the event after the call's last copy back
     busy: bool = False  # a launched call's results are still in it (until ``finish``)
     keep: list = field(default_factory=list)  # device frames read in place, alive until done
@@ -89,7 +94,8 @@ class Slot:
 @dataclass
 class Job:
     slot: Slot
-    out: Any  # (R, K, 3) float32 view of pinned memory, or a host array
+    out: Any  # (R, K, 3) float32 view of pinned memory
+    out_np: Any = None  # the same as NumPy (made before the wait, off the critical path)
     host_rows: dict = field(default_factory=dict)  # start -> (kp, sc) for decoders that are not graph-safe
 
 
@@ -105,7 +111,9 @@ class DeviceRunner:
         self.dtype = getattr(torch, eng.input_dtype)
         dev = self.device
         self.layout = TableLayout(pipe.per_batch)
-        self.tables_ext = torch.zeros(self.layout.nbytes + DIRECT_FRAME_BYTES, dtype=torch.uint8, device=dev)
+        ext = _round_up(self.layout.nbytes + DIRECT_FRAME_BYTES, DIRECT_ROUND)
+        self.tables_ext = torch.zeros(ext, dtype=torch.uint8, device=dev)
+        self._direct_base = self.tables_ext.data_ptr() + self.layout.nbytes  # a direct call's windows
         self.tables = self.tables_ext[: self.layout.nbytes]  # what the graphs read
         self.ints, self.floats, self.centers, self.scales = self.layout.views(self.tables)
         k = 17
@@ -115,16 +123,18 @@ class DeviceRunner:
         self._lock = threading.Lock()
         self.slots: list[Slot] = []  # grows to the number of calls in flight (two for stream())
         self._steps: dict[int, Any] = {}
+        self._streams: dict[tuple, Any] = {}
         self.in_graph = bool(getattr(pipe.decoder, "graph_safe", False))
         # Batches run padded to a few sizes: one graph each, not one per box count (a graph
         # capture costs tens of ms; camera streams bring every count from 1 to the maximum).
         # Metadata engines (the oracle) render exactly the boxes they are given.
         top = pipe.per_batch
         self.sizes = [] if eng.needs_crops else sorted({s for s in (1, 2, 4, *range(8, top, 8)) if s < top} | {top})
+        self._padded = [next((s for s in self.sizes if s >= n), n) for n in range(top + 1)]
 
     def padded(self, n: int) -> int:
         """The batch size ``n`` boxes run at: the next of :attr:`sizes` (at most 7 spare rows)."""
-        return next((s for s in self.sizes if s >= n), n)
+        return self._padded[n] if n < len(self._padded) else n
 
     def warm_up(self) -> None:
         """Capture every batch size's graph now, on a dummy frame, rather than on first use (a
@@ -193,11 +203,11 @@ class DeviceRunner:
             self.slots.append(slot)
         overlap = any(s.busy for s in self.slots)  # another call is still on the device
         slot.busy = True  # free again once ``finish`` has read it (its last call is then done)
-        compute = torch.cuda.current_stream(self.device)
+        compute = self._current_stream()
         rows, pipe = plan.rows, self.pipe
         chunks = pipe.chunks(rows)
         table, staged = self._frames(plan, slot, compute, overlap, direct=not overlap and len(chunks) == 1)
-        blocks = self._meta(plan, slot, table)
+        blocks = self._meta(plan, slot, table, chunks)
         job = Job(slot, None)
         needs_crops = pipe.engine.needs_crops
         current = torch.cuda.current_device() == self.device.index
@@ -205,8 +215,8 @@ class DeviceRunner:
             for c, (start, n) in enumerate(chunks):
                 sl = slice(start, start + n)
                 if staged:  # the table and the windows staged behind it, in one copy
-                    size = self.layout.nbytes + staged
-                    self.tables_ext[:size].copy_(slot.pinned_meta[:size], non_blocking=True)
+                    dst, src = self._direct_copy(slot, self.layout.nbytes + staged)
+                    dst.copy_(src, non_blocking=True)
                 else:
                     self.tables.copy_(blocks[c], non_blocking=True)
                 crops = None
@@ -227,8 +237,12 @@ class DeviceRunner:
                     continue
                 if job.out is None:
                     k = res.shape[1]
-                    slot.pinned_out = _grow(slot.pinned_out, rows * k * 3 * 4, pin_memory=True)
-                    job.out = slot.pinned_out[: rows * k * 3 * 4].view(torch.float32).view(rows, k, 3)
+                    nbytes = rows * k * 3 * 4
+                    if slot.pinned_out is None or slot.pinned_out.numel() < nbytes:
+                        slot.pinned_out = _grow(slot.pinned_out, nbytes, pin_memory=True)
+                        slot.pinned_out_np = slot.pinned_out.numpy()
+                    job.out = slot.pinned_out[:nbytes].view(torch.float32).view(rows, k, 3)
+                    job.out_np = slot.pinned_out_np[:nbytes].view(np.float32).reshape(rows, k, 3)
                 job.out[sl].copy_(res, non_blocking=True)
             if slot.done is None:
                 slot.done = torch.cuda.Event()
@@ -239,13 +253,13 @@ class DeviceRunner:
         job.slot.done.synchronize()
         job.slot.keep = []
         if job.out is not None and not job.host_rows:  # every batch decoded in its graph
-            out = job.out.numpy().copy()  # the pinned buffer is reused by a later call
+            out = job.out_np.copy()  # the pinned buffer is reused by a later call
             job.slot.busy = False
             return out[..., :2], out[..., 2]
         chunks = self.pipe.chunks(plan.rows)
         parts: dict[int, tuple[np.ndarray, np.ndarray]] = dict(job.host_rows)
         if job.out is not None:
-            out = job.out.numpy().copy()
+            out = job.out_np.copy()
             for start, n in chunks:
                 if start not in parts:
                     parts[start] = _unpack(out[start : start + n])
@@ -287,9 +301,8 @@ class DeviceRunner:
         direct = direct and 0 < total <= DIRECT_FRAME_BYTES
         if direct:
             lead = self.layout.nbytes
-            self._meta_buffer(slot, lead + total)
-            pinned, pinned_np = slot.pinned_meta[lead:], slot.pinned_meta_np[lead:]
-            base = self.tables_ext.data_ptr() + lead
+            self._meta_buffer(slot, _round_up(lead + total, DIRECT_ROUND))
+            pinned, pinned_np, base = None, slot.pinned_meta_np[lead:], self._direct_base
         else:
             if slot.pinned_frames is None or slot.pinned_frames.numel() < total:
                 slot.pinned_frames = _grow(slot.pinned_frames, total, pin_memory=True)
@@ -305,7 +318,8 @@ class DeviceRunner:
             if size == 0:  # the crops lie outside the frame: they read only the zero border
                 continue
             src = f.array[y0:y1, x0:x1]
-            if size > THREADED_STAGING_BYTES and min(src.strides) >= 0:  # (torch takes no mirrored views)
+            if pinned is not None and size > THREADED_STAGING_BYTES and min(src.strides) >= 0:
+                # (torch takes no mirrored views; direct calls stay under the threshold)
                 pinned[off - size : off].view(rh, rw, 3).copy_(torch.from_numpy(src))
             else:
                 np.copyto(pinned_np[off - size : off].reshape(rh, rw, 3), src)
@@ -323,10 +337,9 @@ class DeviceRunner:
                 slot.device_frames[:total].copy_(slot.pinned_frames[:total], non_blocking=True)
         return table, 0
 
-    def _meta(self, plan: Any, slot: Slot, table: np.ndarray) -> list[Any]:
+    def _meta(self, plan: Any, slot: Slot, table: np.ndarray, chunks: list[tuple[int, int]]) -> list[Any]:
         """The box tables of every batch, vectorised, each a TableLayout block in pinned memory."""
-        rows, lay = plan.rows, self.layout
-        chunks = self.pipe.chunks(rows)
+        lay = self.layout
         self._meta_buffer(slot, len(chunks) * lay.nbytes)
         one = len(table) == 1  # one frame: its row serves every box (broadcast, no gather)
         frame_table = table if one else table[plan.frame_of_row]
@@ -350,11 +363,38 @@ class DeviceRunner:
         lay = self.layout
         slot.pinned_meta = _grow(slot.pinned_meta, nbytes, pin_memory=True)
         slot.pinned_meta_np = slot.pinned_meta.numpy()
+        slot.direct_copies = {}
         blocks = (
             slot.pinned_meta[c * lay.nbytes : (c + 1) * lay.nbytes]
             for c in range(slot.pinned_meta.numel() // lay.nbytes)
         )
         slot.meta_views = [(b, *(v.numpy() for v in lay.views(b))) for b in blocks]
+
+    def _direct_copy(self, slot: Slot, nbytes: int) -> tuple[Any, Any]:
+        """Device and pinned slices of a direct copy of at least ``nbytes`` (made once per size)."""
+        size = _round_up(nbytes, DIRECT_ROUND)
+        pair = slot.direct_copies.get(size)
+        if pair is None:
+            pair = slot.direct_copies[size] = (self.tables_ext[:size], slot.pinned_meta[:size])
+        return pair
+
+    def _current_stream(self) -> Any:
+        """The engine device's current stream (``torch.cuda.current_stream`` costs ~5 us a call
+        in Python; the stream's id is one C call, and each stream's object is made once)."""
+        import torch
+
+        get = getattr(torch._C, "_cuda_getCurrentStream", None)
+        if get is None:  # a torch without it
+            return torch.cuda.current_stream(self.device)
+        key = get(self.device.index)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = torch.cuda.Stream(stream_id=key[0], device_index=key[1], device_type=key[2])
+        return stream
+
+
+def _round_up(n: int, step: int) -> int:
+    return -(-n // step) * step
 
 
 def _pack(keypoints: Any, scores: Any) -> Any:

@@ -170,11 +170,16 @@ def test_stream_run_with_device_frames_from_a_decoder_thread(engine_fp32, frames
     got = list(run)
     assert len(got) == 3 * len(frames) and not run.problems
     ref = pipe(frames, boxes)
-    diffs = np.concatenate([np.abs(r.keypoints - ref[r.frame.index].keypoints).ravel() for r in got])
-    # Other batch compositions round differently; on random weights' flat maps a near-tie can
-    # move an argmax (one value of 8,160 by 12.6 px on the H200). A frame read while its
-    # producer was still writing it would move whole poses.
-    assert np.median(diffs) < 1e-3 and (diffs < 0.1).mean() > 0.995, (np.median(diffs), (diffs < 0.1).mean())
+    # Per box, the median of its 17 keypoints' distances to a direct call's. Other batch
+    # compositions round differently, and on random weights' flat maps a near-tie can move one
+    # argmax by pixels (seen on the H200: 1 of 8,160 values by 12.6 px), so a bound on every
+    # value is flaky. A frame read while its producer was still writing it moves the whole
+    # pose: most keypoints of that box.
+    per_box = np.concatenate(
+        [np.median(np.linalg.norm(r.keypoints - ref[r.frame.index].keypoints, axis=-1), axis=1) for r in got]
+    )
+    assert len(per_box) == 3 * sum(len(b) for b in boxes)
+    assert per_box.max() < 0.1, (per_box.max(), np.flatnonzero(per_box >= 0.1))
 
 
 @pytest.mark.parametrize("flip", [False, True])
