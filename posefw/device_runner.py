@@ -201,7 +201,9 @@ class DeviceRunner:
         if slot is None:
             slot = Slot()
             self.slots.append(slot)
-        overlap = any(s.busy for s in self.slots)  # another call is still on the device
+        # Another call still on the device (not merely unfinished by its caller: a paused
+        # stream() keeps its last call's slot busy long after the device is done with it).
+        overlap = any(s.busy and s.done is not None and not s.done.query() for s in self.slots if s is not slot)
         slot.busy = True  # free again once ``finish`` has read it (its last call is then done)
         compute = self._current_stream()
         rows, pipe = plan.rows, self.pipe
