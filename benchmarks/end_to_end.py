@@ -93,9 +93,15 @@ def throughput(step: Callable[[], Any], calls: int, sync: Callable[[], None] | N
 
 
 def stream_step(pipe: Pipeline, items: list) -> Callable[[], Any]:
-    """One result per call from a stream that runs on across rounds (one call in flight)."""
+    """One result per call from a stream that runs on across rounds (one call in flight);
+    ``step.close()`` ends the stream (its call in flight finished)."""
     gen: Iterator = pipe.stream(cycle(items))
-    return lambda: next(gen)
+
+    def step() -> Any:
+        return next(gen)
+
+    step.close = gen.close  # type: ignore[attr-defined]
+    return step
 
 
 def measure(
@@ -175,6 +181,8 @@ def rows(
         name = f"pipeline: host frames, CPU crops{label}" if cuda else f"pipeline: host frames{label}"
         entries[name] = (stream_step(cpu, work), boxes)
     tp = measure(entries, calls, warmup, rounds, cuda)
+    for step, _ in entries.values():  # no stream paused with a call in flight while latency is measured
+        getattr(step, "close", lambda: None)()
     base = tp["engine only (crops on the device)"].get("per_s")
     for name, r in tp.items():
         if base and "per_s" in r:

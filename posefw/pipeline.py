@@ -203,17 +203,23 @@ class Pipeline:
         """Results of each ``(frames, boxes)`` or ``(frames, boxes, image_ids)`` item, in order.
 
         Up to ``depth`` items are in flight: item i+1 is checked, staged and uploaded while the
-        device works on item i.
+        device works on item i. A consumer that stops early (``break``, ``close()``) or an item
+        that raises leaves no call in flight: those calls are waited for and their buffers freed.
         """
         pending: deque = deque()
-        for item in items:
-            plan = self.plan(*item)
-            pending.append((plan, self.runner.launch(plan)))
-            self.results_of(plan)
-            if len(pending) >= depth:
+        try:
+            for item in items:
+                plan = self.plan(*item)
+                pending.append((plan, self.runner.launch(plan)))
+                self.results_of(plan)
+                if len(pending) >= depth:
+                    yield self._finish(*pending.popleft())
+            while pending:
                 yield self._finish(*pending.popleft())
-        while pending:
-            yield self._finish(*pending.popleft())
+        finally:
+            for plan, handle in pending:  # results no one will read
+                if handle is not None:
+                    self.runner.finish(plan, handle)
 
     def submit(self, frames: list[Any], boxes: list[Any], image_ids: list[int] | None = None) -> Future:
         """A future of ``self(frames, boxes, image_ids)``; calls run in submission order on one

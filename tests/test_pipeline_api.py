@@ -47,6 +47,26 @@ def test_stream_and_submit_equal_blocking_calls(oracle, calls):
             assert ra.valid.all() and np.isfinite(ra.scores).all()
 
 
+def test_a_stream_stopped_early_leaves_no_call_in_flight(oracle, calls):
+    """Calls in flight hold a runner's buffers (the GPU path's slots) until finished: a consumer
+    that stops after one result, or an item that raises, must not leave any behind."""
+    pipe = Pipeline(oracle(max_batch=4), posefw.create_decoder("numpy-cpu"))
+    launched, finished = [], []
+    launch, finish = pipe.runner.launch, pipe.runner.finish
+    pipe.runner.launch = lambda plan: launched.append(plan) or launch(plan)
+    pipe.runner.finish = lambda plan, handle: finished.append(plan) or finish(plan, handle)
+    gen = pipe.stream(calls * 2, depth=3)
+    assert next(gen)[0].valid.all()
+    assert len(launched) == 3 and len(finished) == 1  # two calls still in flight
+    gen.close()
+    assert finished == launched
+    bad = (calls[0][0], calls[0][1][:1])  # two frames, one box array
+    launched.clear(), finished.clear()
+    with pytest.raises(ValueError, match="one box array per frame"):
+        list(pipe.stream([calls[1], calls[2], bad], depth=3))
+    assert len(launched) == 2 and finished == launched
+
+
 def test_submit_reports_a_bad_call_and_goes_on(oracle, calls):
     with Pipeline(oracle(), posefw.create_decoder("numpy-cpu")) as pipe:
         bad = pipe.submit(calls[0][0], calls[0][1][:1])  # two frames, one box array
