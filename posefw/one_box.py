@@ -62,15 +62,14 @@ def crop_matrix(cx: float, cy: float, sw: float, sh: float, udp: bool, size=INPU
 def read_window(m: tuple[float, ...], size=INPUT_SIZE) -> tuple[int, int, int, int]:
     """``read_windows`` for one of :func:`crop_matrix`'s crops, before clipping to its frame:
     y0, y1, x0, x1. Without rotation (``m[1] == m[3] == 0``) a corner's ``m[0] u + 0 v + m[2]``
-    is ``m[0] u + m[2]`` to the bit, and two corners bound each axis."""
+    is ``m[0] u + m[2]`` to the bit, and two corners bound each axis: the first and the last
+    column (row), as ``m[0]`` and ``m[4]`` are positive (the box's sides are)."""
     ow, oh = size
-    xs = (m[2], m[0] * (ow - 1) + m[2])
-    ys = (m[5], m[4] * (oh - 1) + m[5])
     return (
-        math.floor(min(ys)) - WINDOW_MARGIN,
-        math.floor(max(ys)) + WINDOW_MARGIN + 2,
-        math.floor(min(xs)) - WINDOW_MARGIN,
-        math.floor(max(xs)) + WINDOW_MARGIN + 2,
+        math.floor(m[5]) - WINDOW_MARGIN,
+        math.floor(m[4] * (oh - 1) + m[5]) + WINDOW_MARGIN + 2,
+        math.floor(m[2]) - WINDOW_MARGIN,
+        math.floor(m[0] * (ow - 1) + m[2]) + WINDOW_MARGIN + 2,
     )
 
 

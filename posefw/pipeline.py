@@ -314,14 +314,13 @@ class Pipeline:
         self, arrays: list[np.ndarray], checked: list[Frame | None], counts: np.ndarray, ids: np.ndarray, errors: list
     ) -> Plan:
         """A few boxes, box by box in Python floats (the vectorised pass's fixed cost is ~0.15 ms)."""
-        ok = np.zeros(int(counts.sum()), bool)
+        ok: list[bool] = []  # per box of the call
         used: list[Frame] = []
         index, geometry, windows = [], [], []  # per row: (frame_of_row, frame, box, box row); geometry
-        b = 0
         for f, (bx, frame) in enumerate(zip(arrays, checked)):
             window = None
             for i, (x, y, w, h) in enumerate(bx.tolist()):
-                b += 1
+                ok.append(False)
                 if frame is None:
                     continue
                 code = one_box.box_code(x, y, w, h, frame.height, frame.width)
@@ -329,12 +328,12 @@ class Pipeline:
                     why = box_reason(bx[i], i, code, frame.height, frame.width)
                     errors.append((f, f"frame {f} {why}"))
                     continue
-                ok[b - 1] = True
+                ok[-1] = True
                 cs = one_box.center_scale(x, y, w, h)
                 m = one_box.crop_matrix(*cs, self.udp)
                 win = one_box.read_window(m)
                 window = win if window is None else _union(window, win)
-                index.append((len(used), f, i, b - 1))
+                index.append((len(used), f, i, len(ok) - 1))
                 geometry.append((*cs, *m))
             if window is not None:
                 used.append(frame)
@@ -351,7 +350,7 @@ class Pipeline:
             ids[idx[:, 1]],
             idx[:, 3],
             counts,
-            ok,
+            np.array(ok, bool),
             geo[:, 4:10],
             errors,
             np.array(windows, np.int64).reshape(len(used), 4),
