@@ -8,7 +8,8 @@ data, seeded synthetic 640x480 frames with boxes (the rows say so).
   upload overlap this one's compute), against the engine's own graph replays on crops already
   on the device, back to back too; each timed by the host clock with a synchronize at the end,
   in alternating rounds so clock drift falls on all alike.
-- Latency: one blocking call at a time (one box per call), against one engine call, medians.
+- Latency: one blocking call at a time (one box per call), against one engine call, in
+  alternating rounds too; medians over every round's samples, and each round's ratio.
 """
 
 from __future__ import annotations
@@ -188,22 +189,26 @@ def rows(
         if base and "per_s" in r:
             ref = base / 2 if "+flip" in name else base
             r["vs_engine"] = r["per_s"] / ref
-    # Latency: one box per call, blocking.
+    # Latency: one box per call, blocking; alternating rounds like the throughput rows.
     sync = torch.cuda.synchronize if cuda else None
     one = [torch.randn((1, 3, 256, 192)).to(dev, dtype)]
     run1 = engine.runner(1)
     w = latency_warmup
-    lat: dict[str, Any] = {"engine only, batch 1": host_time(lambda i: run1(one[0]), latency_iters, w, sync).summary()}
+    main = pipes["gpu" if cuda else "cpu"]
+    timed: dict[str, tuple[Callable[[int], Any], Callable[[], None] | None]] = {
+        "engine only, batch 1": (lambda i: run1(one[0]), sync),
+        "pipeline: host frames, 1 box": (_blocking(main, single), None),
+    }
+    if cuda:
+        timed["pipeline: GPU frames, 1 box"] = (_blocking(main, on_device(single, dev)), None)
+    lat = alternating_latency(timed, latency_iters, w, rounds)
     if cuda:
         lat["engine only, batch 1"]["device_median_ms"] = device_time(lambda i: run1(one[0]), latency_iters, w).median
-    main = pipes["gpu" if cuda else "cpu"]
-    lat["pipeline: host frames, 1 box"] = _latency(main, single, latency_iters, w)
     lat["pipeline: host frames, 1 box"]["stages_ms"] = latency_breakdown(main, single, latency_iters, w)
-    if cuda:
-        lat["pipeline: GPU frames, 1 box"] = _latency(main, on_device(single, dev), latency_iters, w)
-    ref = lat["engine only, batch 1"]["median_ms"]
+    ref = lat["engine only, batch 1"]
     for r in lat.values():
-        r["vs_engine_latency"] = r["median_ms"] / ref
+        r["vs_engine_latency"] = r["median_ms"] / ref["median_ms"]
+        r["vs_engine_latency_rounds"] = [a / b for a, b in zip(r["rounds_median_ms"], ref["rounds_median_ms"])]
     return {
         "source": source,
         "boxes_per_call": boxes,
@@ -216,9 +221,28 @@ def rows(
     }
 
 
-def _latency(pipe: Pipeline, items: list, iters: int, warmup: int) -> dict[str, Any]:
-    st: Stats = host_time(lambda i: pipe(*items[i % len(items)]), iters, warmup)
-    return st.summary()
+def _blocking(pipe: Pipeline, items: list) -> Callable[[int], Any]:
+    return lambda i: pipe(*items[i % len(items)])
+
+
+def alternating_latency(
+    entries: dict[str, tuple[Callable[[int], Any], Callable[[], None] | None]], iters: int, warmup: int, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """Blocking calls (``fn(i)``, then ``sync``) timed in ``rounds`` alternating rounds of
+    ``iters / rounds`` calls, each round starting at the next entry, so drift in the host's
+    state (clock, caches, other tenants) falls on every entry alike rather than on whichever
+    ran last. Per entry: the summary over all samples, and each round's median."""
+    names = list(entries)
+    per = {name: Stats() for name in names}
+    rounds_ms: dict[str, list[float]] = {name: [] for name in names}
+    rounds = max(1, rounds)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn, sync = entries[name]
+            st = host_time(fn, max(1, iters // rounds), warmup if r == 0 else min(warmup, 2), sync)
+            per[name].samples_ms += st.samples_ms
+            rounds_ms[name].append(st.median)
+    return {name: {**per[name].summary(), "rounds_median_ms": rounds_ms[name]} for name in names}
 
 
 def latency_breakdown(pipe: Pipeline, items: list, iters: int = 200, warmup: int = 20) -> dict[str, Any]:
