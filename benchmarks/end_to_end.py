@@ -247,30 +247,13 @@ def alternating_latency(
 
 def latency_breakdown(pipe: Pipeline, items: list, iters: int = 200, warmup: int = 20) -> dict[str, Any]:
     """Where a blocking one-call's time goes, stage by stage as ``Pipeline.__call__`` runs them
-    (host clock): what runs before the device can start, what overlaps it, the wait, and what
-    runs after it."""
-    stages = ("plan", "launch", "results (device busy)", "wait for the device", "unpack and scatter")
-    per: dict[str, list[float]] = {k: [] for k in (*stages, "whole call")}
-    for i in range(warmup + iters):
-        frames, bx, ids = items[i % len(items)]
-        t = [time.perf_counter()]
-        plan = pipe.plan(frames, bx, ids)
-        t.append(time.perf_counter())
-        handle = pipe.runner.launch(plan)
-        t.append(time.perf_counter())
-        pipe.results_of(plan)
-        t.append(time.perf_counter())
-        done = getattr(getattr(handle, "slot", None), "done", None)
-        if done is not None:
-            done.synchronize()
-        t.append(time.perf_counter())
-        pipe._finish(plan, handle)
-        t.append(time.perf_counter())
-        if i >= warmup:
-            for k, a, b in zip(stages, t, t[1:]):
-                per[k].append((b - a) * 1e3)
-            per["whole call"].append((t[-1] - t[0]) * 1e3)
-    return {k: float(np.median(v)) for k, v in per.items()}
+    (host clock, milliseconds): what runs before the device can start, what overlaps it, the
+    wait, and what runs after it (``one_box_trace.trace`` without the runner's inner steps)."""
+    from posefw.benchmarks.one_box_trace import trace
+
+    stages = ("plan", "launch", "results (device busy)", "wait for the device", "unpack and scatter", "whole call")
+    steps = trace(pipe, items, iters, warmup, inside=False)
+    return {name: us / 1e3 for name, us in zip(stages, steps.values())}
 
 
 def breakdown(engine: Any, decoder: Any, boxes: int = 64, iters: int = 50) -> dict[str, Any]:

@@ -24,9 +24,10 @@ MARKS = ("start", "planned", "frames0", "frames1", "meta0", "meta1", "replay0", 
 AFTER = ("results", "waited", "end")
 
 
-def trace(pipe: Pipeline, items: list, iters: int = 500, warmup: int = 20) -> dict[str, float]:
+def trace(pipe: Pipeline, items: list, iters: int = 500, warmup: int = 20, inside: bool = True) -> dict[str, float]:
     """Median microseconds of each step of a blocking call (``items`` in rotation), and of the
-    whole call. The runner's methods are wrapped on the instance for the run, then restored."""
+    whole call. With ``inside`` (and a GPU-path runner) the runner's steps are stamped too: its
+    methods are wrapped on the instance for the run, then restored."""
     stamps: dict[str, float] = {}
     clock = time.perf_counter
     run = pipe.runner
@@ -43,7 +44,7 @@ def trace(pipe: Pipeline, items: list, iters: int = 500, warmup: int = 20) -> di
 
         setattr(run, name, timed)
 
-    inside = hasattr(run, "_frames")
+    inside = inside and hasattr(run, "_frames")
     if inside:
         wrap("_frames", "frames0", "frames1")
         wrap("_meta", "meta0", "meta1")

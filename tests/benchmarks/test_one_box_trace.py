@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from posefw.benchmarks.end_to_end import workload
+from posefw.benchmarks.end_to_end import latency_breakdown, workload
 from posefw.benchmarks.one_box_trace import trace
 
 import posefw
@@ -55,3 +55,20 @@ def test_trace_steps_add_up_and_the_runner_is_restored(coco_mini, staged):
     assert max(v for k, v in steps.items() if k != "whole call") <= steps["whole call"]
     assert not {"_frames", "_meta", "_step"} & set(vars(pipe.runner))  # the class's methods again
     assert pipe(*items[0])[0].valid.all()
+
+
+def test_latency_breakdown_is_the_trace_in_stages(coco_mini):
+    ann = coco_mini / "annotations" / "person_keypoints_val2017_coco-mini.json"
+    pipe = Pipeline(posefw.create_engine("oracle", annotations=str(ann)), posefw.create_decoder("numpy-cpu"))
+    pipe.runner = _Staged(pipe)  # inner steps exist but are not stamped here
+    stages = latency_breakdown(pipe, workload(1, calls=2)[0], iters=10, warmup=1)
+    assert list(stages) == [
+        "plan",
+        "launch",
+        "results (device busy)",
+        "wait for the device",
+        "unpack and scatter",
+        "whole call",
+    ]
+    assert 0 < stages["launch"] <= stages["whole call"] < 10_000  # milliseconds
+    assert not {"_frames", "_meta", "_step"} & set(vars(pipe.runner))
