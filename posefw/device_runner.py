@@ -124,6 +124,7 @@ class DeviceRunner:
         self.slots: list[Slot] = []  # grows to the number of calls in flight (two for stream())
         self._steps: dict[int, Any] = {}
         self._streams: dict[tuple, Any] = {}
+        self._get_device = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)  # minus a lazy-init check
         self.in_graph = bool(getattr(pipe.decoder, "graph_safe", False))
         # Batches run padded to a few sizes: one graph each, not one per box count (a graph
         # capture costs tens of ms; camera streams bring every count from 1 to the maximum).
@@ -161,8 +162,9 @@ class DeviceRunner:
     # -- one batch size's callable -----------------------------------------------------------
     def _step(self, n: int):
         """crops -> engine -> flip average -> (decoder): one engine runner per batch size n."""
-        if n in self._steps:
-            return self._steps[n]
+        step = self._steps.get(n)
+        if step is not None:
+            return step
         import torch
 
         pipe = self.pipe
@@ -182,8 +184,8 @@ class DeviceRunner:
             r = checked_result(pipe.decoder.decode(hm, centers, scales), pipe.decoder.name)
             return _pack(r.keypoints, r.scores)
 
-        self._steps[n] = pipe.engine.runner(n_eng, pre=pre, post=post)
-        return self._steps[n]
+        self._steps[n] = step = pipe.engine.runner(n_eng, pre=pre, post=post)
+        return step
 
     # -- a call --------------------------------------------------------------------------------
     def launch(self, plan: Any) -> Job | None:
@@ -197,22 +199,27 @@ class DeviceRunner:
         call's critical path and kept to a few torch calls; what follows it overlaps the device."""
         import torch
 
-        slot = next((s for s in self.slots if not s.busy), None)
+        slot, overlap = None, False
+        for s in self.slots:
+            if not s.busy:
+                if slot is None:
+                    slot = s
+            elif not overlap and s.done is not None and not s.done.query():
+                # another call still on the device (not merely unfinished by its caller: a paused
+                # stream() keeps its last call's slot busy long after the device is done with it)
+                overlap = True
         if slot is None:
             slot = Slot()
             self.slots.append(slot)
-        # Another call still on the device (not merely unfinished by its caller: a paused
-        # stream() keeps its last call's slot busy long after the device is done with it).
-        overlap = any(s.busy and s.done is not None and not s.done.query() for s in self.slots if s is not slot)
         slot.busy = True  # free again once ``finish`` has read it (its last call is then done)
         compute = self._current_stream()
         rows, pipe = plan.rows, self.pipe
-        chunks = pipe.chunks(rows)
+        chunks = [(0, rows)] if rows <= pipe.per_batch else pipe.chunks(rows)
         table, staged = self._frames(plan, slot, compute, overlap, direct=not overlap and len(chunks) == 1)
         blocks = self._meta(plan, slot, table, chunks)
         job = Job(slot, None)
         needs_crops = pipe.engine.needs_crops
-        current = torch.cuda.current_device() == self.device.index
+        current = self._get_device() == self.device.index
         with contextlib.nullcontext() if current else torch.cuda.device(self.device):
             for c, (start, n) in enumerate(chunks):
                 sl = slice(start, start + n)
@@ -226,7 +233,7 @@ class DeviceRunner:
                     crops = Crops.of_batch(
                         plan.image_ids[sl], plan.centers[sl], plan.scales[sl], pipe.udp, pipe.flip_test
                     )
-                res = self._step(self.padded(n))(None, crops)
+                res = self._step(self._padded[n])(None, crops)
                 # -- the device is busy from here: what follows is off the critical path
                 if len(res) != n:
                     res = res[:n]  # the padding rows' results
@@ -252,11 +259,12 @@ class DeviceRunner:
         return job
 
     def finish(self, plan: Any, job: Job) -> tuple[np.ndarray, np.ndarray]:
-        job.slot.done.synchronize()
-        job.slot.keep = []
+        slot = job.slot
+        slot.done.synchronize()
+        slot.keep.clear()
         if job.out is not None and not job.host_rows:  # every batch decoded in its graph
             out = job.out_np.copy()  # the pinned buffer is reused by a later call
-            job.slot.busy = False
+            slot.busy = False
             return out[..., :2], out[..., 2]
         chunks = self.pipe.chunks(plan.rows)
         parts: dict[int, tuple[np.ndarray, np.ndarray]] = dict(job.host_rows)
@@ -265,12 +273,12 @@ class DeviceRunner:
             for start, n in chunks:
                 if start not in parts:
                     parts[start] = _unpack(out[start : start + n])
-        job.slot.busy = False
+        slot.busy = False
         kp = np.concatenate([parts[s][0] for s, _ in chunks])
         sc = np.concatenate([parts[s][1] for s, _ in chunks])
         return kp, sc
 
-    def _frames(self, plan: Any, slot: Slot, compute: Any, overlap: bool, direct: bool) -> tuple[np.ndarray, int]:
+    def _frames(self, plan: Any, slot: Slot, compute: Any, overlap: bool, direct: bool) -> tuple[list, int]:
         """Per frame: device address, height, width and byte strides, as the crop kernel reads
         them; and how many bytes of windows were staged for a direct copy (0: none, or uploaded).
 
@@ -284,22 +292,21 @@ class DeviceRunner:
         import torch
 
         frames = plan.frames
-        table = np.zeros((len(frames), 6), np.int64)
+        table: list = [None] * len(frames)
         host = []
         for j, f in enumerate(frames):
             if f.device == "cpu":
                 host.append(j)
                 continue
-            table[j] = f.array.data_ptr(), f.height, f.width, *f.strides
+            table[j] = (f.array.data_ptr(), f.height, f.width, *f.strides)
             slot.keep.append(f.array)
         if not host:
             return table, 0
         win = plan.windows
         if win is None:
-            win = read_windows(plan.matrices, plan.frame_of_row, [(f.height, f.width) for f in frames])
-        win = [win[j].tolist() for j in host]
-        nbytes = [(y1 - y0) * (x1 - x0) * 3 for y0, y1, x0, x1 in win]
-        total = sum(nbytes)
+            win = read_windows(plan.matrices, plan.frame_of_row, [(f.height, f.width) for f in frames]).tolist()
+        sizes = [(win[j][1] - win[j][0]) * (win[j][3] - win[j][2]) * 3 for j in host]
+        total = sum(sizes)
         direct = direct and 0 < total <= DIRECT_FRAME_BYTES
         if direct:
             lead = self.layout.nbytes
@@ -312,19 +319,19 @@ class DeviceRunner:
             slot.device_frames = _grow(slot.device_frames, total, device=self.device)
             pinned, pinned_np, base = slot.pinned_frames, slot.pinned_frames_np, slot.device_frames.data_ptr()
         off = 0
-        for j, (y0, y1, x0, x1), size in zip(host, win, nbytes):
+        for j, size in zip(host, sizes):
             f = frames[j]
-            rh, rw = y1 - y0, x1 - x0
-            table[j] = base + off - y0 * rw * 3 - x0 * 3, f.height, f.width, rw * 3, 3, 1
+            y0, y1, x0, x1 = win[j]
+            rw = x1 - x0
+            table[j] = (base + off - y0 * rw * 3 - x0 * 3, f.height, f.width, rw * 3, 3, 1)
+            if size:  # (else the crops lie outside the frame: they read only the zero border)
+                src = f.array[y0:y1, x0:x1]
+                if pinned is not None and size > THREADED_STAGING_BYTES and min(src.strides) >= 0:
+                    # (torch takes no mirrored views; direct calls stay under the threshold)
+                    pinned[off : off + size].view(y1 - y0, rw, 3).copy_(torch.from_numpy(src))
+                else:
+                    np.copyto(pinned_np[off : off + size].reshape(y1 - y0, rw, 3), src)
             off += size
-            if size == 0:  # the crops lie outside the frame: they read only the zero border
-                continue
-            src = f.array[y0:y1, x0:x1]
-            if pinned is not None and size > THREADED_STAGING_BYTES and min(src.strides) >= 0:
-                # (torch takes no mirrored views; direct calls stay under the threshold)
-                pinned[off - size : off].view(rh, rw, 3).copy_(torch.from_numpy(src))
-            else:
-                np.copyto(pinned_np[off - size : off].reshape(rh, rw, 3), src)
         if direct:
             return table, total
         if total:
@@ -339,19 +346,20 @@ class DeviceRunner:
                 slot.device_frames[:total].copy_(slot.pinned_frames[:total], non_blocking=True)
         return table, 0
 
-    def _meta(self, plan: Any, slot: Slot, table: np.ndarray, chunks: list[tuple[int, int]]) -> list[Any]:
+    def _meta(self, plan: Any, slot: Slot, table: list, chunks: list[tuple[int, int]]) -> list[Any]:
         """The box tables of every batch, vectorised, each a TableLayout block in pinned memory."""
-        lay = self.layout
-        self._meta_buffer(slot, len(chunks) * lay.nbytes)
+        self._meta_buffer(slot, len(chunks) * self.layout.nbytes)
         one = len(table) == 1  # one frame: its row serves every box (broadcast, no gather)
-        frame_table = table if one else table[plan.frame_of_row]
+        frame_rows = table[0] if one else np.array(table, np.int64)[plan.frame_of_row]
         out = []
         for c, (start, n) in enumerate(chunks):
             block, ints, floats, centers, scales = slot.meta_views[c]
-            sl = slice(start, start + n)
-            ints[:n, :6], floats[:n, :6] = frame_table if one else frame_table[sl], plan.matrices[sl]
-            centers[:n], scales[:n] = plan.centers[sl], plan.scales[sl]
-            pad = self.padded(n)  # padding rows repeat the first box: valid reads, results dropped
+            end = start + n
+            ints[:n, :6] = frame_rows if one else frame_rows[start:end]
+            floats[:n, :6] = plan.matrices[start:end]
+            centers[:n] = plan.centers[start:end]
+            scales[:n] = plan.scales[start:end]
+            pad = self._padded[n]  # padding rows repeat the first box: valid reads, results dropped
             if pad > n:
                 ints[n:pad], floats[n:pad], centers[n:pad], scales[n:pad] = ints[0], floats[0], centers[0], scales[0]
             out.append(block)

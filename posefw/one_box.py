@@ -74,6 +74,10 @@ def read_window(m: tuple[float, ...], size=INPUT_SIZE) -> tuple[int, int, int, i
 
 
 def clip_window(lo_y: int, hi_y: int, lo_x: int, hi_x: int, height: int, width: int) -> tuple[int, int, int, int]:
-    """A window cut to its frame, as ``read_windows`` cuts it (possibly empty)."""
-    y0, x0 = min(max(lo_y, 0), height), min(max(lo_x, 0), width)
-    return y0, min(max(hi_y, y0), height), x0, min(max(hi_x, x0), width)
+    """A window cut to its frame, as ``read_windows`` cuts it (possibly empty): each start into
+    [0, size], each end into [start, size] (conditionals: min/max calls cost more here)."""
+    y0 = 0 if lo_y < 0 else height if lo_y > height else lo_y
+    x0 = 0 if lo_x < 0 else width if lo_x > width else lo_x
+    y1 = y0 if hi_y < y0 else height if hi_y > height else hi_y
+    x1 = x0 if hi_x < x0 else width if hi_x > width else hi_x
+    return y0, y1, x0, x1

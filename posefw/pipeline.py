@@ -73,7 +73,7 @@ class Plan:
     ok: np.ndarray  # (B,) valid boxes of the call
     matrices: np.ndarray  # (R, 6) crop -> image, row-major
     errors: list[tuple[int, str]] = field(default_factory=list)  # (frame, message)
-    windows: np.ndarray | None = None  # (len(frames), 4) y0, y1, x0, x1 each frame's crops read
+    windows: list[tuple[int, int, int, int]] | None = None  # per frame: y0, y1, x0, x1 its crops read
     results: list[PoseResult] | None = None
     keypoints: np.ndarray | None = None  # (B, K, 2) every box of the call
     scores: np.ndarray | None = None  # (B, K)
@@ -291,69 +291,81 @@ class Pipeline:
         nf = len(frames)
         if len(boxes) != nf:
             raise ValueError(f"boxes: expected one box array per frame ({nf}), got {len(boxes)}")
-        ids = np.arange(nf) if image_ids is None else np.asarray(list(image_ids))
-        if len(ids) != nf:
-            raise ValueError(f"image_ids: expected one id per frame ({nf}), got {len(ids)}")
+        if image_ids is not None:
+            image_ids = list(image_ids)
+            if len(image_ids) != nf:
+                raise ValueError(f"image_ids: expected one id per frame ({nf}), got {len(image_ids)}")
         arrays = [as_boxes(bx, f) for f, bx in enumerate(boxes)]
         errors: list[tuple[int, str]] = []
         checked: list[Frame | None] = [None] * nf
+        check = self.runner.check_frame
         for f, bx in enumerate(arrays):
             if not len(bx):
                 continue
             try:
                 checked[f] = frame = as_frame(frames[f], f)
-                self.runner.check_frame(frame, f)
+                check(frame, f)
             except (TypeError, ValueError) as exc:
                 checked[f] = None
                 errors.append((f, str(exc)))
         counts = [len(a) for a in arrays]
-        rows_of = self._few_rows if sum(counts) <= FEW_BOXES else self._vector_rows
-        return rows_of(arrays, checked, np.array(counts, np.int64), ids, errors)
+        if sum(counts) <= FEW_BOXES:
+            return self._few_rows(arrays, checked, counts, image_ids, errors)
+        ids = np.arange(nf) if image_ids is None else np.asarray(image_ids)
+        return self._vector_rows(arrays, checked, np.array(counts, np.int64), ids, errors)
 
     def _few_rows(
-        self, arrays: list[np.ndarray], checked: list[Frame | None], counts: np.ndarray, ids: np.ndarray, errors: list
+        self, arrays: list[np.ndarray], checked: list[Frame | None], counts: list[int], ids: list | None, errors: list
     ) -> Plan:
-        """A few boxes, box by box in Python floats (the vectorised pass's fixed cost is ~0.15 ms)."""
+        """A few boxes, box by box in Python floats (the vectorised pass's fixed cost is ~0.15 ms).
+        Every row's values land in one int and one float array (from flat lists: NumPy reads
+        those twice as fast as lists of tuples); the plan's fields are views."""
         ok: list[bool] = []  # per box of the call
         used: list[Frame] = []
-        index, geometry, windows = [], [], []  # per row: (frame_of_row, frame, box, box row); geometry
+        index: list[int] = []  # per row: frame_of_row, frame, box, box row
+        geometry: list[float] = []  # per row: centre, scale, crop matrix
+        windows = []
+        udp = self.udp
         for f, (bx, frame) in enumerate(zip(arrays, checked)):
+            if frame is None:
+                ok += [False] * len(bx)
+                continue
+            height, width = frame.height, frame.width
             window = None
             for i, (x, y, w, h) in enumerate(bx.tolist()):
-                ok.append(False)
-                if frame is None:
-                    continue
-                code = one_box.box_code(x, y, w, h, frame.height, frame.width)
+                code = one_box.box_code(x, y, w, h, height, width)
                 if code:
-                    why = box_reason(bx[i], i, code, frame.height, frame.width)
-                    errors.append((f, f"frame {f} {why}"))
+                    ok.append(False)
+                    errors.append((f, f"frame {f} {box_reason(bx[i], i, code, height, width)}"))
                     continue
-                ok[-1] = True
                 cs = one_box.center_scale(x, y, w, h)
-                m = one_box.crop_matrix(*cs, self.udp)
+                m = one_box.crop_matrix(*cs, udp)
                 win = one_box.read_window(m)
                 window = win if window is None else _union(window, win)
-                index.append((len(used), f, i, len(ok) - 1))
-                geometry.append((*cs, *m))
+                index += (len(used), f, i, len(ok))
+                ok.append(True)
+                geometry += cs
+                geometry += m
             if window is not None:
                 used.append(frame)
-                windows.append(one_box.clip_window(*window, frame.height, frame.width))
-        r = len(index)
-        idx = np.array(index, np.int64).reshape(r, 4)  # one array, four views: NumPy costs per call
+                windows.append(one_box.clip_window(*window, height, width))
+        r = len(index) // 4
+        idx = np.array(index, np.int64).reshape(r, 4)
         geo = np.array(geometry, np.float64).reshape(r, 10)
+        one = r == 1  # one row: its column slices are contiguous already
         return Plan(
             used,
             idx[:, 0],
             idx[:, 1:3],
-            np.ascontiguousarray(geo[:, 0:2]),  # decoders are handed these
-            np.ascontiguousarray(geo[:, 2:4]),
-            ids[idx[:, 1]],
+            geo[:, 0:2] if one else np.ascontiguousarray(geo[:, 0:2]),  # decoders are handed these
+            geo[:, 2:4] if one else np.ascontiguousarray(geo[:, 2:4]),
+            idx[:, 1] if ids is None else np.asarray(ids)[idx[:, 1]],
             idx[:, 3],
-            counts,
+            np.array(counts, np.int64),
             np.array(ok, bool),
             geo[:, 4:10],
             errors,
-            np.array(windows, np.int64).reshape(len(used), 4),
+            windows,
         )
 
     def _vector_rows(
@@ -412,7 +424,10 @@ class Pipeline:
         kp, sc = self.runner.finish(plan, handle)
         if kp.shape[1] != plan.keypoints.shape[1]:  # another keypoint count than COCO's: results resized
             results = self.results_of(plan, kp.shape[1])
-        plan.keypoints[plan.box_rows], plan.scores[plan.box_rows] = kp, sc
+        if len(kp) == len(plan.ok):  # every box of the call valid: rows are its boxes in order
+            plan.keypoints[...], plan.scores[...] = kp, sc
+        else:
+            plan.keypoints[plan.box_rows], plan.scores[plan.box_rows] = kp, sc
         if np.isfinite(kp).all():
             return results
         bad = ~np.isfinite(kp).all(axis=(1, 2))
