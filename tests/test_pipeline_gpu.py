@@ -211,3 +211,40 @@ def test_host_frames_uploaded_as_windows_crop_as_whole_frames(engine_fp32, frame
             assert a.valid.all() and not a.errors
             np.testing.assert_array_equal(a.keypoints, b.keypoints)
             np.testing.assert_array_equal(a.scores, b.scores)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_mapped_calls_equal_copied_ones(engine_fp32, frames_and_boxes, flip, monkeypatch):
+    """A few-box call with nothing else on the device has its table copied by its graph from
+    the mapped pinned block, and its crops read host windows there in place. The same calls
+    copied as before (MAPPED_BOXES = 0), with windows too large for the block, or with their
+    frames on the GPU: the same keypoints, bit for bit."""
+    import posefw.device_runner as dr
+
+    frames, boxes, _ = frames_and_boxes
+    odd = frames[0][:427, :639]
+    calls = [
+        ([odd], [np.array([[-50, -30, 120, 200]])]),
+        ([frames[1][:, ::-1], frames[2]], [boxes[1][:3], boxes[2][:2]]),  # a mirrored view, padded to 8
+        ([odd, frames[3]], [np.array([[-2000, -900, 2010, 910], [5, 5, 3, 4]]), boxes[3][:1]]),
+    ]
+    pipe = Pipeline(engine_fp32, posefw.create_decoder("cupy-full"), flip_test=flip, preprocess="gpu")
+
+    def run(on_gpu: bool = False) -> list:
+        if on_gpu:
+            return [pipe([torch.from_numpy(np.ascontiguousarray(f)).cuda() for f in fr], bx) for fr, bx in calls]
+        return [pipe(fr, bx) for fr, bx in calls]
+
+    mapped = run()
+    assert pipe.runner.mapped is not None and {k for k in pipe.runner._steps if isinstance(k, tuple)}
+    variants = [run(on_gpu=True)]  # mapped too: the table from the block, the frames in place
+    monkeypatch.setattr(dr, "DIRECT_FRAME_BYTES", 1024)  # the windows outgrow the block: uploaded
+    variants.append(run())
+    monkeypatch.setattr(dr, "MAPPED_BOXES", 0)
+    variants += [run(), run(on_gpu=True)]
+    for got in variants:
+        for call, ref in zip(got, mapped):
+            for a, b in zip(call, ref):
+                assert a.valid.all() and not a.errors
+                np.testing.assert_array_equal(a.keypoints, b.keypoints)
+                np.testing.assert_array_equal(a.scores, b.scores)
