@@ -37,12 +37,6 @@ DIRECT_FRAME_BYTES = 4 << 20
 #: A direct copy's size is rounded up to a multiple of this, so its two tensor slices are made
 #: once per size and slot, not once per call (slicing is ~3 us of torch dispatch a tensor).
 DIRECT_ROUND = 16 << 10
-#: A call of at most this many boxes with nothing else on the device (a blocking caller's)
-#: replays a graph of its own whose first step copies the box table from one fixed pinned block,
-#: and whose crop kernel reads host frames' windows from that block in place (pinned memory is
-#: mapped into the device's address space): the host launches no copy, the device runs none
-#: before the graph. 0 turns this off.
-MAPPED_BOXES = 8
 #: Host frames' windows up to this size are staged by NumPy (one memcpy a row, no torch
 #: dispatch); larger ones by torch, which copies on several threads.
 THREADED_STAGING_BYTES = 4 << 20
@@ -131,8 +125,6 @@ class DeviceRunner:
         self._steps: dict[int, Any] = {}
         self._streams: dict[tuple, Any] = {}
         self._get_device = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)  # minus a lazy-init check
-        self.mapped: Any = None  # the fixed pinned block of mapped calls (table, then windows); made on first use
-        self.mapped_views: tuple = ()
         self.in_graph = bool(getattr(pipe.decoder, "graph_safe", False))
         # Batches run padded to a few sizes: one graph each, not one per box count (a graph
         # capture costs tens of ms; camera streams bring every count from 1 to the maximum).
@@ -150,22 +142,17 @@ class DeviceRunner:
         stream runner calls this before its decoder threads start)."""
         import torch
 
-        if all(size in self._steps and (size > MAPPED_BOXES or (size, True) in self._steps) for size in self.sizes):
+        if all(size in self._steps for size in self.sizes):
             return  # captured already (by an earlier warm-up or by calls)
         with self._lock, torch.cuda.device(self.device):
-            torch.cuda.synchronize(self.device)  # no call in flight still reads the mapped block
             frame = torch.zeros((16, 16, 3), dtype=torch.uint8, device=self.device)
             n = self.pipe.per_batch
-            table, _, ints, floats, centers, scales = self._mapped_block()  # a dummy table: one pixel per crop
-            ints[:n, :6] = frame.data_ptr(), 16, 16, 48, 3, 1
-            floats[:n] = 0
-            floats[:n, 0] = floats[:n, 4] = 1.0 / 12
-            centers[:n], scales[:n] = 8.0, 16.0
-            self.tables.copy_(table)
+            self.ints[:n, :6] = torch.tensor([frame.data_ptr(), 16, 16, 48, 3, 1], device=self.device)
+            self.floats[:n] = 0
+            self.floats[:n, 0] = self.floats[:n, 4] = 1.0 / 12
+            self.centers[:n], self.scales[:n] = 8.0, 16.0
             for size in self.sizes:
                 self._step(size)(None, None)
-                if size <= MAPPED_BOXES:
-                    self._step(size, mapped=True)(None, None)
             torch.cuda.synchronize(self.device)
 
     def check_frame(self, frame: Any, index: int) -> None:
@@ -173,11 +160,9 @@ class DeviceRunner:
             raise ValueError(f"frame {index}: is on {frame.device} but the engine runs on {self.device}")
 
     # -- one batch size's callable -----------------------------------------------------------
-    def _step(self, n: int, mapped: bool = False):
-        """crops -> engine -> flip average -> (decoder): one engine runner per batch size n;
-        ``mapped``: preceded by the copy of the mapped block's table (:data:`MAPPED_BOXES`)."""
-        key = (n, True) if mapped else n
-        step = self._steps.get(key)
+    def _step(self, n: int):
+        """crops -> engine -> flip average -> (decoder): one engine runner per batch size n."""
+        step = self._steps.get(n)
         if step is not None:
             return step
         import torch
@@ -187,8 +172,6 @@ class DeviceRunner:
         ints, floats, centers, scales = self.ints[:n], self.floats[:n], self.centers[:n], self.scales[:n]
 
         def pre():
-            if mapped:  # a node of the graph: the host writes the block, the device copies it
-                self.tables.copy_(self.mapped_views[0], non_blocking=True)
             crops = torch.empty((n_eng, 3, 256, 192), dtype=self.dtype, device=self.device)
             launch(ints, floats, crops, n)
             return crops
@@ -201,7 +184,7 @@ class DeviceRunner:
             r = checked_result(pipe.decoder.decode(hm, centers, scales), pipe.decoder.name)
             return _pack(r.keypoints, r.scores)
 
-        self._steps[key] = step = pipe.engine.runner(n_eng, pre=pre, post=post)
+        self._steps[n] = step = pipe.engine.runner(n_eng, pre=pre, post=post)
         return step
 
     # -- a call --------------------------------------------------------------------------------
@@ -232,19 +215,15 @@ class DeviceRunner:
         compute = self._current_stream()
         rows, pipe = plan.rows, self.pipe
         chunks = [(0, rows)] if rows <= pipe.per_batch else pipe.chunks(rows)
-        mapped = not overlap and rows <= MAPPED_BOXES
-        direct = not overlap and len(chunks) == 1
-        table, staged, mapped = self._frames(plan, slot, compute, overlap, direct, mapped)
-        blocks = self._meta(plan, slot, table, chunks, mapped)
+        table, staged = self._frames(plan, slot, compute, overlap, direct=not overlap and len(chunks) == 1)
+        blocks = self._meta(plan, slot, table, chunks)
         job = Job(slot, None)
         needs_crops = pipe.engine.needs_crops
         current = self._get_device() == self.device.index
         with contextlib.nullcontext() if current else torch.cuda.device(self.device):
             for c, (start, n) in enumerate(chunks):
                 sl = slice(start, start + n)
-                if mapped:
-                    pass  # the graph copies the table; its windows are read where they are
-                elif staged:  # the table and the windows staged behind it, in one copy
+                if staged:  # the table and the windows staged behind it, in one copy
                     dst, src = self._direct_copy(slot, self.layout.nbytes + staged)
                     dst.copy_(src, non_blocking=True)
                 else:
@@ -254,7 +233,7 @@ class DeviceRunner:
                     crops = Crops.of_batch(
                         plan.image_ids[sl], plan.centers[sl], plan.scales[sl], pipe.udp, pipe.flip_test
                     )
-                res = self._step(self._padded[n], mapped)(None, crops)
+                res = self._step(self._padded[n])(None, crops)
                 # -- the device is busy from here: what follows is off the critical path
                 if len(res) != n:
                     res = res[:n]  # the padding rows' results
@@ -299,20 +278,16 @@ class DeviceRunner:
         sc = np.concatenate([parts[s][1] for s, _ in chunks])
         return kp, sc
 
-    def _frames(
-        self, plan: Any, slot: Slot, compute: Any, overlap: bool, direct: bool, mapped: bool = False
-    ) -> tuple[list, int, bool]:
+    def _frames(self, plan: Any, slot: Slot, compute: Any, overlap: bool, direct: bool) -> tuple[list, int]:
         """Per frame: device address, height, width and byte strides, as the crop kernel reads
-        them; how many bytes of windows were staged for a direct copy (0: none, or uploaded);
-        and whether the call stays mapped (its windows fit the mapped block).
+        them; and how many bytes of windows were staged for a direct copy (0: none, or uploaded).
 
         Host frames are staged in pinned memory, each only the window its crops read, and
         uploaded in one copy; the table's address is then the window's, shifted back by its
         offset, so the kernel's frame coordinates and border tests are the whole frame's.
         With ``direct`` (nothing else on the device, one batch) the windows are staged behind
-        the batch's table and go up with it (:data:`DIRECT_FRAME_BYTES`); with ``mapped`` they
-        are staged in the mapped block, where the crop kernel reads them. Device frames are read
-        in place.
+        the batch's table and go up with it (:data:`DIRECT_FRAME_BYTES`). Device frames are
+        read in place.
         """
         import torch
 
@@ -326,19 +301,14 @@ class DeviceRunner:
             table[j] = (f.array.data_ptr(), f.height, f.width, *f.strides)
             slot.keep.append(f.array)
         if not host:
-            return table, 0, mapped
+            return table, 0
         win = plan.windows
         if win is None:
             win = read_windows(plan.matrices, plan.frame_of_row, [(f.height, f.width) for f in frames]).tolist()
         sizes = [(win[j][1] - win[j][0]) * (win[j][3] - win[j][2]) * 3 for j in host]
         total = sum(sizes)
         direct = direct and 0 < total <= DIRECT_FRAME_BYTES
-        mapped = mapped and total <= DIRECT_FRAME_BYTES
-        if mapped:
-            block = self._mapped_block()[1]
-            lead = self.layout.nbytes
-            pinned, pinned_np, base, direct = None, block[lead:], self.mapped.data_ptr() + lead, False
-        elif direct:
+        if direct:
             lead = self.layout.nbytes
             self._meta_buffer(slot, _round_up(lead + total, DIRECT_ROUND))
             pinned, pinned_np, base = None, slot.pinned_meta_np[lead:], self._direct_base
@@ -362,8 +332,8 @@ class DeviceRunner:
                 else:
                     np.copyto(pinned_np[off : off + size].reshape(y1 - y0, rw, 3), src)
             off += size
-        if direct or mapped:
-            return table, total if direct else 0, mapped
+        if direct:
+            return table, total
         if total:
             if overlap:
                 # The slot's last call is finished (finish() waited for it), so its buffer is
@@ -374,23 +344,16 @@ class DeviceRunner:
                 compute.wait_stream(self.copy_stream)
             else:  # nothing else on the device: a second stream would only cost launch time
                 slot.device_frames[:total].copy_(slot.pinned_frames[:total], non_blocking=True)
-        return table, 0, False
+        return table, 0
 
-    def _meta(
-        self, plan: Any, slot: Slot, table: list, chunks: list[tuple[int, int]], mapped: bool = False
-    ) -> list[Any]:
-        """The box tables of every batch, vectorised, each a TableLayout block in pinned memory
-        (a mapped call's one batch: the mapped block's)."""
-        if mapped:
-            views = [(self.mapped_views[0], *self._mapped_block()[2:])]
-        else:
-            self._meta_buffer(slot, len(chunks) * self.layout.nbytes)
-            views = slot.meta_views
+    def _meta(self, plan: Any, slot: Slot, table: list, chunks: list[tuple[int, int]]) -> list[Any]:
+        """The box tables of every batch, vectorised, each a TableLayout block in pinned memory."""
+        self._meta_buffer(slot, len(chunks) * self.layout.nbytes)
         one = len(table) == 1  # one frame: its row serves every box (broadcast, no gather)
         frame_rows = table[0] if one else np.array(table, np.int64)[plan.frame_of_row]
         out = []
         for c, (start, n) in enumerate(chunks):
-            block, ints, floats, centers, scales = views[c]
+            block, ints, floats, centers, scales = slot.meta_views[c]
             end = start + n
             ints[:n, :6] = frame_rows if one else frame_rows[start:end]
             floats[:n, :6] = plan.matrices[start:end]
@@ -401,18 +364,6 @@ class DeviceRunner:
                 ints[n:pad], floats[n:pad], centers[n:pad], scales[n:pad] = ints[0], floats[0], centers[0], scales[0]
             out.append(block)
         return out
-
-    def _mapped_block(self) -> tuple:
-        """The mapped block (pinned), as NumPy, and its table's NumPy views; made on first use."""
-        if self.mapped is None:
-            import torch
-
-            lay = self.layout
-            self.mapped = torch.zeros(_round_up(lay.nbytes + DIRECT_FRAME_BYTES, DIRECT_ROUND), dtype=torch.uint8)
-            self.mapped = self.mapped.pin_memory()
-            table = self.mapped[: lay.nbytes]
-            self.mapped_views = (table, self.mapped.numpy(), *(v.numpy() for v in lay.views(table)))
-        return self.mapped_views
 
     def _meta_buffer(self, slot: Slot, nbytes: int) -> None:
         """The slot's pinned block for tables (and a direct call's windows): at least ``nbytes``,
