@@ -6,8 +6,9 @@ data, seeded synthetic 640x480 frames with boxes (the rows say so).
 
 - Throughput: many calls back to back through ``Pipeline.stream`` (the next call's host work and
   upload overlap this one's compute), against the engine's own graph replays on crops already
-  on the device, back to back too; each timed by the host clock with a synchronize at the end,
-  in alternating rounds so clock drift falls on all alike.
+  on the device, streamed the same way (:func:`queued_step`: one call queued behind the running
+  one); each timed in steady state (:func:`steady_rate`), between two runs of the engine alone
+  (:func:`bracketed`), so the GPU's clock drift cancels in each round's ratio.
 - Latency: one blocking call at a time (one box per call), against one engine call, in
   alternating rounds too; medians over every round's samples, and each round's ratio.
 """
@@ -93,6 +94,40 @@ def throughput(step: Callable[[], Any], calls: int, sync: Callable[[], None] | N
     return (time.perf_counter() - t0) / calls
 
 
+def steady_rate(step: Callable[[], Any], calls: int) -> float:
+    """Seconds per call in steady state, by the host clock: from one step's return to the
+    ``calls``-th return after it. Each step returns as its oldest call in flight completes and
+    leaves the next one queued, so the window holds exactly ``calls`` completions: no pipeline
+    fill before the first (the host's work for a first call, with the device idle), no drain
+    after the last, and none of the warm-up's calls still running."""
+    step()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        step()
+    return (time.perf_counter() - t0) / calls
+
+
+def queued_step(run: Callable[[Any], Any], inputs: list[Any], cuda: bool) -> Callable[[], Any]:
+    """The engine alone as ``Pipeline.stream`` runs the pipeline: each step queues one call on
+    the next input and returns once the call before it is done (on the CPU every call is done
+    when it returns); ``step.close()`` waits for the last one."""
+    import torch
+
+    done = [torch.cuda.Event(), torch.cuda.Event()] if cuda else None
+    k = [0]
+
+    def step() -> Any:
+        k[0] += 1
+        out = run(inputs[k[0] % len(inputs)])
+        if done is not None:
+            done[k[0] % 2].record()
+            done[(k[0] - 1) % 2].synchronize()  # (an event never recorded is complete)
+        return out
+
+    step.close = (lambda: done[k[0] % 2].synchronize()) if cuda else (lambda: None)  # type: ignore[attr-defined]
+    return step
+
+
 def stream_step(pipe: Pipeline, items: list) -> Callable[[], Any]:
     """One result per call from a stream that runs on across rounds (one call in flight);
     ``step.close()`` ends the stream (its call in flight finished)."""
@@ -105,39 +140,58 @@ def stream_step(pipe: Pipeline, items: list) -> Callable[[], Any]:
     return step
 
 
-def measure(
-    entries: dict[str, tuple[Callable[[], Any], int]], calls: int, warmup: int, rounds: int, cuda: bool
+def bracketed(
+    entries: dict[str, tuple[Callable[[], Any], int]], reference: str, calls: int, warmup: int, rounds: int
 ) -> dict[str, dict[str, Any]]:
-    """Alternating rounds of back-to-back calls; per entry the median seconds per call and items/s."""
-    sync = None
-    if cuda:
-        import torch
+    """Rounds of steady-state runs (:func:`steady_rate`) in which ``reference`` (the engine
+    alone) runs before every other entry and once more after the last, so each entry's run sits
+    between two of the reference's and its ratio in that round is against their mean.
 
-        sync = torch.cuda.synchronize
+    Why: a GPU's speed drifts over seconds (boost clocks, power, heat: ~5% between rounds on
+    the H200), and an entry that follows an idle spell (the CPU-crop rows) runs fast. A fixed
+    rotation keeps the same entry after the same one in every round, so the reference, always
+    after the last row, gained ~5% on the pipelines in the previous method. The two runs beside
+    each entry cancel linear drift. Each round starts at the next entry; an entry's first run
+    steps ``warmup`` calls first, later ones two (to let the previous entry's last call drain).
+    Per entry: median seconds per call over its runs, items/s, every run, and for the others
+    the median of their per-round rate ratios (``vs_reference``) and each round's."""
     per: dict[str, list[float]] = {k: [] for k in entries}
+    ratios: dict[str, list[float]] = {k: [] for k in entries if k != reference}
     out: dict[str, dict[str, Any]] = {}
-    names = list(entries)
+    others = list(ratios)
+    warm = dict.fromkeys(entries, warmup)
+
+    def run(name: str) -> float:
+        step, _ = entries[name]
+        for _ in range(warm[name]):
+            step()
+        warm[name] = 2
+        per[name].append(steady_rate(step, calls))
+        return per[name][-1]
+
+    ref_items = entries[reference][1]
     for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+        before = run(reference)
+        for name in others[r % len(others) :] + others[: r % len(others)] if others else []:
             if name in out:
                 continue
-            step, _ = entries[name]
             try:
-                for _ in range(warmup if r == 0 else 2 if cuda else 0):
-                    step()
-                per[name].append(throughput(step, calls, sync))
+                t = run(name)
             except Exception as exc:  # noqa: BLE001 - reported in that row; the others run on
                 out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                continue
+            after = run(reference)
+            ratios[name].append((entries[name][1] / t) / (ref_items / ((before + after) / 2)))
+            before = after
     for name, (_, items) in entries.items():
         if name in out:
             continue
         med = float(np.median(per[name]))
-        out[name] = {
-            "ms_per_call": med * 1e3,
-            "items_per_call": items,
-            "per_s": items / med,
-            "rounds_ms": [v * 1e3 for v in per[name]],
-        }
+        out[name] = {"ms_per_call": med * 1e3, "items_per_call": items, "per_s": items / med}
+        out[name]["runs_ms"] = [v * 1e3 for v in per[name]]
+        if name in ratios:
+            out[name]["vs_reference"] = float(np.median(ratios[name]))
+            out[name]["vs_reference_rounds"] = ratios[name]
     return out
 
 
@@ -162,14 +216,9 @@ def rows(
     crops = [
         torch.randn((boxes, 3, 256, 192), generator=torch.Generator().manual_seed(i)).to(dev, dtype) for i in range(2)
     ]
-    run = engine.runner(boxes)
-    k = [0]
-
-    def engine_step():
-        k[0] += 1
-        return run(crops[k[0] % 2])
-
-    entries: dict[str, tuple[Callable[[], Any], int]] = {"engine only (crops on the device)": (engine_step, boxes)}
+    entries: dict[str, tuple[Callable[[], Any], int]] = {
+        "engine only (crops on the device)": (queued_step(engine.runner(boxes), crops, cuda), boxes)
+    }
     pipes: dict[str, Pipeline] = {}
     for flip in (False, True):
         label = "+flip" if flip else ""
@@ -181,14 +230,22 @@ def rows(
         pipes["cpu" + label] = cpu = Pipeline(engine, decoder, flip_test=flip, preprocess="cpu")
         name = f"pipeline: host frames, CPU crops{label}" if cuda else f"pipeline: host frames{label}"
         entries[name] = (stream_step(cpu, work), boxes)
-    tp = measure(entries, calls, warmup, rounds, cuda)
+    # The GPU rows in rounds of their own, the GPU kept busy; the CPU-crop rows (the GPU
+    # mostly idle for seconds) after them, bracketed by the engine too.
+    ref = "engine only (crops on the device)"
+    slow = [name for name in entries if "CPU crops" in name]
+    tp = bracketed({k: v for k, v in entries.items() if k not in slow}, ref, calls, warmup, rounds)
+    if slow:
+        cpu_rows = bracketed({k: entries[k] for k in [ref, *slow]}, ref, calls, warmup, rounds)
+        tp.update({k: cpu_rows[k] for k in slow})
     for step, _ in entries.values():  # no stream paused with a call in flight while latency is measured
-        getattr(step, "close", lambda: None)()
-    base = tp["engine only (crops on the device)"].get("per_s")
-    for name, r in tp.items():
-        if base and "per_s" in r:
-            ref = base / 2 if "+flip" in name else base
-            r["vs_engine"] = r["per_s"] / ref
+        step.close()
+    tp[ref]["vs_engine"] = 1.0
+    for name, r in tp.items():  # each box runs twice with the flip test: against half the engine
+        if "vs_reference" in r:
+            half = 2 if "+flip" in name else 1
+            r["vs_engine"] = r["vs_reference"] * half
+            r["vs_engine_rounds"] = [v * half for v in r["vs_reference_rounds"]]
     # Latency: one box per call, blocking; alternating rounds like the throughput rows.
     sync = torch.cuda.synchronize if cuda else None
     one = [torch.randn((1, 3, 256, 192)).to(dev, dtype)]
