@@ -47,6 +47,12 @@ def test_bench_cpu_run_writes_json_and_plot(tmp_path):
     assert ok and all(r["qps"] > 0 for r in ok)
     # partial integration needs CuPy and a GPU: reported in its row, the others still ran
     assert all("error" in r for r in res["pipelines"] if r["pipeline"] == "partial")
+    # the end-to-end rows ran (one box per call here), each pipeline bracketed by the engine
+    e2e = res["end_to_end"]
+    assert "error" not in e2e and "skipped" not in e2e, e2e
+    rows = e2e["throughput"]
+    assert rows.pop("engine only (crops on the device)")["vs_engine"] == 1.0
+    assert rows and all(r["per_s"] > 0 and len(r["vs_engine_rounds"]) == e2e["rounds"] for r in rows.values()), rows
 
 
 @pytest.mark.parametrize(
