@@ -48,10 +48,10 @@ def trace(pipe: Pipeline, items: list, iters: int = 500, warmup: int = 20, insid
     if inside:
         wrap("_frames", "frames0", "frames1")
         wrap("_meta", "meta0", "meta1")
-        step_of = saved["_step"] = run._step  # _step(n, ...) returns the replay: stamp the replay itself
+        step_of = saved["_step"] = run._step  # _step(n) returns the replay: stamp the replay itself
 
-        def replay_of(*args: Any) -> Any:
-            replay = step_of(*args)
+        def replay_of(n: int) -> Any:
+            replay = step_of(n)
 
             def timed(*args: Any) -> Any:
                 stamps["replay0"] = clock()

@@ -131,11 +131,8 @@ class DeviceRunner:
         # Metadata engines (the oracle) render exactly the boxes they are given.
         top = pipe.per_batch
         self.sizes = [] if eng.needs_crops else sorted({s for s in (1, 2, 4, *range(8, top, 8)) if s < top} | {top})
+        # the batch size n boxes run at (n <= per_batch): the next of the sizes, at most 7 spare rows
         self._padded = [next((s for s in self.sizes if s >= n), n) for n in range(top + 1)]
-
-    def padded(self, n: int) -> int:
-        """The batch size ``n`` boxes run at: the next of :attr:`sizes` (at most 7 spare rows)."""
-        return self._padded[n] if n < len(self._padded) else n
 
     def warm_up(self) -> None:
         """Capture every batch size's graph now, on a dummy frame, rather than on first use (a
@@ -214,7 +211,7 @@ class DeviceRunner:
         slot.busy = True  # free again once ``finish`` has read it (its last call is then done)
         compute = self._current_stream()
         rows, pipe = plan.rows, self.pipe
-        chunks = [(0, rows)] if rows <= pipe.per_batch else pipe.chunks(rows)
+        chunks = pipe.chunks(rows)
         table, staged = self._frames(plan, slot, compute, overlap, direct=not overlap and len(chunks) == 1)
         blocks = self._meta(plan, slot, table, chunks)
         job = Job(slot, None)

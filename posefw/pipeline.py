@@ -415,6 +415,8 @@ class Pipeline:
 
     def chunks(self, rows: int) -> list[tuple[int, int]]:
         """(start, count) batches of at most ``per_batch`` boxes (the engine runs twice that with flip)."""
+        if 0 < rows <= self.per_batch:  # one batch (a latency-bound call): no comprehension
+            return [(0, rows)]
         return [(s, min(self.per_batch, rows - s)) for s in range(0, rows, self.per_batch)]
 
     def _finish(self, plan: Plan, handle: Any) -> list[PoseResult]:
