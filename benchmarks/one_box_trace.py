@@ -48,20 +48,7 @@ def trace(pipe: Pipeline, items: list, iters: int = 500, warmup: int = 20, insid
     if inside:
         wrap("_frames", "frames0", "frames1")
         wrap("_meta", "meta0", "meta1")
-        step_of = saved["_step"] = run._step  # _step(n) returns the replay: stamp the replay itself
-
-        def replay_of(n: int) -> Any:
-            replay = step_of(n)
-
-            def timed(*args: Any) -> Any:
-                stamps["replay0"] = clock()
-                out = replay(*args)
-                stamps["replay1"] = clock()
-                return out
-
-            return timed
-
-        run._step = replay_of
+        wrap("_replay", "replay0", "replay1")
     keys = [k for k in MARKS if inside or k in ("start", "planned", "launched")] + list(AFTER)
     rows = []
     try:
@@ -97,6 +84,7 @@ def main() -> None:
     from posefw.benchmarks.timing import host_time
 
     import posefw
+    from posefw import cudart
 
     engine = posefw.create_engine("torch", precision="fp16", compile=True, cuda_graph=True, device="cuda")
     pipe = Pipeline(engine, posefw.create_decoder("cupy-full"), preprocess="gpu")
@@ -104,14 +92,24 @@ def main() -> None:
     single, source = workload(1, calls=4)
     run1 = engine.runner(1)
     one = torch.randn((1, 3, 256, 192), device="cuda", dtype=getattr(torch, engine.input_dtype))
-    base = host_time(lambda i: run1(one), 500, 20, torch.cuda.synchronize).summary()["median_ms"] * 1e3
-    print(f"{source}; engine alone, batch 1: {base:.1f} us")
-    for label, items in (("host frames", single), ("GPU frames", on_device(single, "cuda"))):
-        steps = trace(pipe, items)
-        whole = steps["whole call"]
-        print(f"{label}: whole call {whole:.1f} us = {whole / base:.3f}x the engine alone")
-        for name, us in steps.items():
-            print(f"  {name:24s} {us:7.1f} us")
+    runtime = pipe.runner.rt
+    print(source)
+    print(f"launch calls: {runtime.path if runtime else 'torch (' + str(cudart.unavailable()) + ')'}")
+    modes = {"runtime calls": runtime, "torch calls": None} if runtime else {"torch calls": None}
+    for rnd in range(2):  # the modes alternate, so drift between them falls on both
+        base = host_time(lambda i: run1(one), 500, 20, torch.cuda.synchronize).summary()["median_ms"] * 1e3
+        print(f"[round {rnd}] engine alone, batch 1: {base:.1f} us")
+        for mode, rt in modes.items():
+            pipe.runner.rt = rt
+            for label, items in (("host frames", single), ("GPU frames", on_device(single, "cuda"))):
+                steps = trace(pipe, items)
+                whole = steps["whole call"]
+                print(
+                    f"[round {rnd}, {mode}] {label}: whole call {whole:.1f} us = {whole / base:.3f}x the engine alone"
+                )
+                for name, us in steps.items():
+                    print(f"  {name:24s} {us:7.1f} us")
+    pipe.runner.rt = runtime
 
 
 if __name__ == "__main__":

@@ -298,6 +298,11 @@ class TorchEngine(Engine):
             graph.replay()
             return static_out
 
+        exec_of = getattr(graph, "raw_cuda_graph_exec", None)  # torch >= 2.8
+        if static_in is None and exec_of is not None:
+            # The pipeline may launch the graph itself (posefw.cudart): one runtime call, not
+            # replay()'s Python pool check and C++ wrapper, on a one-box call's critical path.
+            replay.graph = (exec_of(), static_out, index)  # type: ignore[attr-defined]
         return replay
 
 

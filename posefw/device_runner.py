@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from posefw import cudart
 from posefw.arrays import framework, to_numpy
 from posefw.crop_kernel import FLOAT_COLS, INT_COLS, launch, read_windows
 from posefw.decoder import checked_result
@@ -35,7 +36,8 @@ from posefw.pipeline import flip_average, flip_permutation
 #: up to this many bytes in all; a blocking one-box call saves a copy's launch and latency).
 DIRECT_FRAME_BYTES = 4 << 20
 #: A direct copy's size is rounded up to a multiple of this, so its two tensor slices are made
-#: once per size and slot, not once per call (slicing is ~3 us of torch dispatch a tensor).
+#: once per size and slot, not once per call (slicing is ~3 us of torch dispatch a tensor; only
+#: without :mod:`posefw.cudart`, which copies from addresses).
 DIRECT_ROUND = 16 << 10
 #: Host frames' windows up to this size are staged by NumPy (one memcpy a row, no torch
 #: dispatch); larger ones by torch, which copies on several threads.
@@ -82,7 +84,8 @@ class Slot:
     device_frames: Any = None
     pinned_meta: Any = None  # one TableLayout block per batch (direct calls: one, then the windows)
     pinned_meta_np: Any = None
-    meta_views: list = field(default_factory=list)  # per block: its NumPy views, made once per buffer
+    meta_bytes: int = 0  # pinned_meta's size, read once per buffer (a torch call costs ~1 us)
+    meta_views: list = field(default_factory=list)  # per block: the block, its address and NumPy views
     direct_copies: dict = field(default_factory=dict)  # rounded size -> (device slice, pinned slice)
     pinned_out: Any = None
     pinned_out_np: Any = None
@@ -115,6 +118,7 @@ class DeviceRunner:
         self.tables_ext = torch.zeros(ext, dtype=torch.uint8, device=dev)
         self._direct_base = self.tables_ext.data_ptr() + self.layout.nbytes  # a direct call's windows
         self.tables = self.tables_ext[: self.layout.nbytes]  # what the graphs read
+        self._tables_at = self.tables.data_ptr()
         self.ints, self.floats, self.centers, self.scales = self.layout.views(self.tables)
         k = 17
         # made here: inside a graph capture no host-to-device copy may happen
@@ -123,6 +127,10 @@ class DeviceRunner:
         self._lock = threading.Lock()
         self.slots: list[Slot] = []  # grows to the number of calls in flight (two for stream())
         self._steps: dict[int, Any] = {}
+        # Copies and graph launches on a call's critical path go straight to the CUDA runtime
+        # where torch's is found (posefw.cudart: ~15 us less a one-box call); else through torch.
+        self.rt = cudart.runtime()
+        self._graphs: dict[int, tuple[int, Any]] = {}  # batch size -> (cudaGraphExec_t, output)
         self._streams: dict[tuple, Any] = {}
         self._get_device = getattr(torch._C, "_cuda_getDevice", torch.cuda.current_device)  # minus a lazy-init check
         self.in_graph = bool(getattr(pipe.decoder, "graph_safe", False))
@@ -182,7 +190,19 @@ class DeviceRunner:
             return _pack(r.keypoints, r.scores)
 
         self._steps[n] = step = pipe.engine.runner(n_eng, pre=pre, post=post)
+        graph = getattr(step, "graph", None)
+        if graph is not None and graph[2] == self.device.index:
+            self._graphs[n] = graph[:2]
         return step
+
+    def _replay(self, n: int, crops: Any, stream: Any) -> Any:
+        """Batch size n's callable on ``stream`` (the current one): its graph launched by the
+        runtime directly where the engine's runner is one graph and posefw.cudart is loaded."""
+        graph = self._graphs.get(n) if self.rt is not None and crops is None else None
+        if graph is None:
+            return self._step(n)(None, crops)
+        self.rt.launch(graph[0], stream.cuda_stream)
+        return graph[1]
 
     # -- a call --------------------------------------------------------------------------------
     def launch(self, plan: Any) -> Job | None:
@@ -213,24 +233,21 @@ class DeviceRunner:
         rows, pipe = plan.rows, self.pipe
         chunks = pipe.chunks(rows)
         table, staged = self._frames(plan, slot, compute, overlap, direct=not overlap and len(chunks) == 1)
-        blocks = self._meta(plan, slot, table, chunks)
+        self._meta(plan, slot, table, chunks)
         job = Job(slot, None)
         needs_crops = pipe.engine.needs_crops
         current = self._get_device() == self.device.index
         with contextlib.nullcontext() if current else torch.cuda.device(self.device):
             for c, (start, n) in enumerate(chunks):
                 sl = slice(start, start + n)
-                if staged:  # the table and the windows staged behind it, in one copy
-                    dst, src = self._direct_copy(slot, self.layout.nbytes + staged)
-                    dst.copy_(src, non_blocking=True)
-                else:
-                    self.tables.copy_(blocks[c], non_blocking=True)
+                # the table (with ``staged``: and the windows staged behind it, in one copy)
+                self._upload(slot, c, self.layout.nbytes + staged, compute)
                 crops = None
                 if needs_crops:  # engines that render from metadata (the oracle)
                     crops = Crops.of_batch(
                         plan.image_ids[sl], plan.centers[sl], plan.scales[sl], pipe.udp, pipe.flip_test
                     )
-                res = self._step(self._padded[n])(None, crops)
+                res = self._replay(self._padded[n], crops, compute)
                 # -- the device is busy from here: what follows is off the critical path
                 if len(res) != n:
                     res = res[:n]  # the padding rows' results
@@ -343,14 +360,13 @@ class DeviceRunner:
                 slot.device_frames[:total].copy_(slot.pinned_frames[:total], non_blocking=True)
         return table, 0
 
-    def _meta(self, plan: Any, slot: Slot, table: list, chunks: list[tuple[int, int]]) -> list[Any]:
+    def _meta(self, plan: Any, slot: Slot, table: list, chunks: list[tuple[int, int]]) -> None:
         """The box tables of every batch, vectorised, each a TableLayout block in pinned memory."""
         self._meta_buffer(slot, len(chunks) * self.layout.nbytes)
         one = len(table) == 1  # one frame: its row serves every box (broadcast, no gather)
         frame_rows = table[0] if one else np.array(table, np.int64)[plan.frame_of_row]
-        out = []
         for c, (start, n) in enumerate(chunks):
-            block, ints, floats, centers, scales = slot.meta_views[c]
+            _, _, ints, floats, centers, scales = slot.meta_views[c]
             end = start + n
             ints[:n, :6] = frame_rows if one else frame_rows[start:end]
             floats[:n, :6] = plan.matrices[start:end]
@@ -359,23 +375,30 @@ class DeviceRunner:
             pad = self._padded[n]  # padding rows repeat the first box: valid reads, results dropped
             if pad > n:
                 ints[n:pad], floats[n:pad], centers[n:pad], scales[n:pad] = ints[0], floats[0], centers[0], scales[0]
-            out.append(block)
-        return out
 
     def _meta_buffer(self, slot: Slot, nbytes: int) -> None:
         """The slot's pinned block for tables (and a direct call's windows): at least ``nbytes``,
         with NumPy views of each table block made once per buffer."""
-        if slot.pinned_meta is not None and slot.pinned_meta.numel() >= nbytes:
+        if slot.meta_bytes >= nbytes:
             return
         lay = self.layout
         slot.pinned_meta = _grow(slot.pinned_meta, nbytes, pin_memory=True)
         slot.pinned_meta_np = slot.pinned_meta.numpy()
+        slot.meta_bytes = slot.pinned_meta.numel()
         slot.direct_copies = {}
-        blocks = (
-            slot.pinned_meta[c * lay.nbytes : (c + 1) * lay.nbytes]
-            for c in range(slot.pinned_meta.numel() // lay.nbytes)
-        )
-        slot.meta_views = [(b, *(v.numpy() for v in lay.views(b))) for b in blocks]
+        blocks = (slot.pinned_meta[c * lay.nbytes : (c + 1) * lay.nbytes] for c in range(slot.meta_bytes // lay.nbytes))
+        slot.meta_views = [(b, b.data_ptr(), *(v.numpy() for v in lay.views(b))) for b in blocks]
+
+    def _upload(self, slot: Slot, c: int, nbytes: int, stream: Any) -> None:
+        """Copy batch c's table block into the static device tables, on ``stream``; ``nbytes``
+        beyond one block: a direct call's windows, staged behind its (first) block."""
+        if self.rt is not None:
+            self.rt.copy_to_device(self._tables_at, slot.meta_views[c][1], nbytes, stream.cuda_stream)
+        elif nbytes > self.layout.nbytes:
+            dst, src = self._direct_copy(slot, nbytes)
+            dst.copy_(src, non_blocking=True)
+        else:
+            self.tables.copy_(slot.meta_views[c][0], non_blocking=True)
 
     def _direct_copy(self, slot: Slot, nbytes: int) -> tuple[Any, Any]:
         """Device and pinned slices of a direct copy of at least ``nbytes`` (made once per size)."""

@@ -75,6 +75,11 @@ class Engine:
         ``pre()``, when given, makes the batch on the device (the pipeline's crop kernel) and the
         ``batch`` argument is not used. Engines that capture CUDA graphs override this to put
         ``pre``, the network and ``post`` into one graph; here they simply run in turn.
+
+        A runner that is exactly one CUDA graph launch (with ``pre``) may say so as
+        ``runner.graph = (graph_exec, output, device_index)``: a caller may then launch the
+        cudaGraphExec_t on the device's current stream itself and read ``output`` (the pipeline
+        does, through :mod:`posefw.cudart`, to keep torch's wrappers off a one-box call's path).
         """
 
         def run(batch: Any = None, crops: Crops | None = None) -> Any:

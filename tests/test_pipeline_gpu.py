@@ -211,3 +211,24 @@ def test_host_frames_uploaded_as_windows_crop_as_whole_frames(engine_fp32, frame
             assert a.valid.all() and not a.errors
             np.testing.assert_array_equal(a.keypoints, b.keypoints)
             np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_runtime_calls_equal_torch_calls(engine_fp32, frames_and_boxes):
+    """Copies and graph launches made through the CUDA runtime directly (posefw.cudart) give the
+    very keypoints torch's calls give: one box per call (the direct upload), a full call, and
+    more boxes than one batch (table blocks copied one by one)."""
+    from posefw import cudart
+
+    frames, boxes, ids = frames_and_boxes
+    pipe = Pipeline(engine_fp32, posefw.create_decoder("cupy-full"), preprocess="gpu")
+    run = pipe.runner
+    assert run.rt is not None, cudart.unavailable()  # the torch on the GPU machine loads libcudart
+    calls = [([frames[0]], [boxes[0][:1]], ids[:1]), (frames, boxes, ids), (frames * 3, boxes * 3, ids * 3)]
+    out = {}
+    for mode in ("runtime", "torch"):
+        run.rt = cudart.runtime() if mode == "runtime" else None
+        out[mode] = [_keypoints(pipe(*c)) for c in calls]
+    assert run._graphs, "the engine's runners did not offer their graphs"
+    for (ka, sa), (kb, sb) in zip(out["runtime"], out["torch"]):
+        np.testing.assert_array_equal(ka, kb)
+        np.testing.assert_array_equal(sa, sb)

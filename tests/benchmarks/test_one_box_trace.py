@@ -19,7 +19,7 @@ class _Staged(HostRunner):
     def launch(self, plan):
         self._frames(plan)
         self._meta(plan)
-        self._step(1)()
+        self._replay(1, None, None)
         return super().launch(plan)
 
     def _frames(self, plan):
@@ -28,8 +28,8 @@ class _Staged(HostRunner):
     def _meta(self, plan):
         return None
 
-    def _step(self, n):
-        return lambda: None
+    def _replay(self, n, crops, stream):
+        return None
 
 
 @pytest.mark.parametrize("staged", [False, True])
@@ -53,7 +53,7 @@ def test_trace_steps_add_up_and_the_runner_is_restored(coco_mini, staged):
     assert all(v >= 0 for v in steps.values())
     # medians of parts need not add up exactly, but no step can exceed the whole
     assert max(v for k, v in steps.items() if k != "whole call") <= steps["whole call"]
-    assert not {"_frames", "_meta", "_step"} & set(vars(pipe.runner))  # the class's methods again
+    assert not {"_frames", "_meta", "_replay"} & set(vars(pipe.runner))  # the class's methods again
     assert pipe(*items[0])[0].valid.all()
 
 
@@ -71,4 +71,4 @@ def test_latency_breakdown_is_the_trace_in_stages(coco_mini):
         "whole call",
     ]
     assert 0 < stages["launch"] <= stages["whole call"] < 10_000  # milliseconds
-    assert not {"_frames", "_meta", "_step"} & set(vars(pipe.runner))
+    assert not {"_frames", "_meta", "_replay"} & set(vars(pipe.runner))
