@@ -325,13 +325,13 @@ class DeviceRunner:
         if direct:
             lead = self.layout.nbytes
             self._meta_buffer(slot, _round_up(lead + total, DIRECT_ROUND))
-            pinned, pinned_np, base = None, slot.pinned_meta_np[lead:], self._direct_base
+            pinned, pinned_np, base, at = slot.pinned_meta, slot.pinned_meta_np, self._direct_base, lead
         else:
             if slot.pinned_frames is None or slot.pinned_frames.numel() < total:
                 slot.pinned_frames = _grow(slot.pinned_frames, total, pin_memory=True)
                 slot.pinned_frames_np = slot.pinned_frames.numpy()
             slot.device_frames = _grow(slot.device_frames, total, device=self.device)
-            pinned, pinned_np, base = slot.pinned_frames, slot.pinned_frames_np, slot.device_frames.data_ptr()
+            pinned, pinned_np, base, at = slot.pinned_frames, slot.pinned_frames_np, slot.device_frames.data_ptr(), 0
         off = 0
         for j, size in zip(host, sizes):
             f = frames[j]
@@ -340,11 +340,10 @@ class DeviceRunner:
             table[j] = (base + off - y0 * rw * 3 - x0 * 3, f.height, f.width, rw * 3, 3, 1)
             if size:  # (else the crops lie outside the frame: they read only the zero border)
                 src = f.array[y0:y1, x0:x1]
-                if pinned is not None and size > THREADED_STAGING_BYTES and min(src.strides) >= 0:
-                    # (torch takes no mirrored views; direct calls stay under the threshold)
-                    pinned[off : off + size].view(y1 - y0, rw, 3).copy_(torch.from_numpy(src))
+                if size > THREADED_STAGING_BYTES and min(src.strides) >= 0:  # (torch takes no mirrored views)
+                    pinned[at + off : at + off + size].view(y1 - y0, rw, 3).copy_(torch.from_numpy(src))
                 else:
-                    np.copyto(pinned_np[off : off + size].reshape(y1 - y0, rw, 3), src)
+                    np.copyto(pinned_np[at + off : at + off + size].reshape(y1 - y0, rw, 3), src)
             off += size
         if direct:
             return table, total

@@ -16,6 +16,8 @@ import numpy as np
 
 from posefw.arrays import dtype_name, framework
 
+_UINT8, _FLOAT64 = np.dtype(np.uint8), np.dtype(np.float64)
+
 
 @dataclass
 class Frame:
@@ -61,6 +63,9 @@ def _layout(shape: tuple[int, ...], strides: tuple[int, ...], index: int, dt: st
 
 def as_frame(x: Any, index: int) -> Frame:
     """Check one frame; the error names ``index`` and what was expected."""
+    if type(x) is np.ndarray and x.dtype == _UINT8 and x.ndim == 3 and x.shape[2] == 3 and x.size:
+        st = x.strides  # the common case, on a one-box call's critical path: ~1 us, not ~3
+        return Frame(x, x.shape[0], x.shape[1], (st[0], st[1], st[2]), "cpu")
     fw = framework(x)
     if fw == "numpy":
         dt = "uint8" if x.dtype == np.uint8 else str(x.dtype)  # str(dtype) costs ~15 us a frame
@@ -92,6 +97,8 @@ def as_boxes(boxes: Any, index: int) -> np.ndarray:
 
     A score column is refused rather than misread: (N, 5) is not silently reshaped into boxes.
     """
+    if type(boxes) is np.ndarray and boxes.dtype == _FLOAT64 and boxes.ndim == 2 and boxes.shape[1] == 4:
+        return boxes  # already what is asked for
     if framework(boxes) == "torch":
         boxes = boxes.detach().cpu().numpy()
     try:
