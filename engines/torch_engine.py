@@ -298,7 +298,7 @@ class TorchEngine(Engine):
             graph.replay()
             return static_out
 
-        exec_of = getattr(graph, "raw_cuda_graph_exec", None)  # torch >= 2.8
+        exec_of = getattr(graph, "raw_cuda_graph_exec", None)  # (torch 2.11 and 2.13 have it)
         if static_in is None and exec_of is not None:
             # The pipeline may launch the graph itself (posefw.cudart): one runtime call, not
             # replay()'s Python pool check and C++ wrapper, on a one-box call's critical path.
