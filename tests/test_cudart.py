@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from posefw import cudart
 from posefw.testing import cuda_reason
 
@@ -23,12 +25,12 @@ def test_loaded_path_ignores_anonymous_maps_and_folders_named_like_it():
 
 
 def test_without_cuda_the_runtime_is_none_and_says_why():
-    if not cuda_reason():
-        return  # a GPU machine: the runtime may well be loaded (tests/test_pipeline_gpu.py)
     import sys
 
-    if "torch" in sys.modules and cudart.runtime() is not None:
-        return  # a CUDA build of torch loaded here without a device
+    if not cuda_reason():
+        pytest.skip("a GPU machine: the runtime is loaded there (tests/test_pipeline_gpu.py)")
+    if "torch" in sys.modules and sys.modules["torch"].version.cuda is not None:
+        pytest.skip("a CUDA build of torch, loaded here without a device")
     assert cudart.runtime() is None
     why = cudart.unavailable()
     assert why and "libcudart" in why
