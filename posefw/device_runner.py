@@ -116,9 +116,9 @@ class DeviceRunner:
         self.layout = TableLayout(pipe.per_batch)
         ext = _round_up(self.layout.nbytes + DIRECT_FRAME_BYTES, DIRECT_ROUND)
         self.tables_ext = torch.zeros(ext, dtype=torch.uint8, device=dev)
-        self._direct_base = self.tables_ext.data_ptr() + self.layout.nbytes  # a direct call's windows
         self.tables = self.tables_ext[: self.layout.nbytes]  # what the graphs read
         self._tables_at = self.tables.data_ptr()
+        self._direct_base = self._tables_at + self.layout.nbytes  # a direct call's windows, behind the tables
         self.ints, self.floats, self.centers, self.scales = self.layout.views(self.tables)
         k = 17
         # made here: inside a graph capture no host-to-device copy may happen
