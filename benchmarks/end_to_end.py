@@ -304,13 +304,19 @@ def alternating_latency(
 
 def latency_breakdown(pipe: Pipeline, items: list, iters: int = 200, warmup: int = 20) -> dict[str, Any]:
     """Where a blocking one-call's time goes, stage by stage as ``Pipeline.__call__`` runs them
-    (host clock, milliseconds): what runs before the device can start, what overlaps it, the
-    wait, and what runs after it (``one_box_trace.trace`` without the runner's inner steps)."""
-    from posefw.benchmarks.one_box_trace import trace
+    (host clock, milliseconds): on the runner's one-box path where it answers the calls (host
+    work up to the launch, the wait, the read); else the general path's plan, launch, what
+    overlaps the device, the wait, and what runs after it (``one_box_trace`` without the
+    runner's inner steps)."""
+    from posefw.benchmarks.one_box_trace import trace, trace_quick
 
-    stages = ("plan", "launch", "results (device busy)", "wait for the device", "unpack and scatter", "whole call")
-    steps = trace(pipe, items, iters, warmup, inside=False)
-    return {name: us / 1e3 for name, us in zip(stages, steps.values())}
+    steps = trace_quick(pipe, items, iters, warmup)
+    if steps is not None:
+        stages: tuple[str, ...] = ("host work up to the launch", "wait for the device", "read the keypoints")
+    else:
+        stages = ("plan", "launch", "results (device busy)", "wait for the device", "unpack and scatter")
+        steps = trace(pipe, items, iters, warmup, inside=False)
+    return {name: us / 1e3 for name, us in zip((*stages, "whole call"), steps.values())}
 
 
 def breakdown(engine: Any, decoder: Any, boxes: int = 64, iters: int = 50) -> dict[str, Any]:

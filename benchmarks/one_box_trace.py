@@ -1,7 +1,8 @@
 """Where a blocking call's host time goes, step by step, timestamped inside one real call.
 
 ``end_to_end.latency_breakdown`` times the pipeline's stages (plan, launch, wait, ...); this
-goes inside the GPU path's launch too: staging the frames, the box tables, the graph replay and
+goes inside the GPU path's launch too (the general path; ``trace_quick`` times the one-box path
+a blocking one-box call takes): staging the frames, the box tables, the graph replay and
 what follows it, each boundary stamped by the host clock in the same call, so the steps add up
 to the whole call (each stamp costs ~0.3 us). A step alone in a loop runs with hot caches and
 takes a third of what it takes in sequence, so only this shows the critical path as it is.
@@ -78,6 +79,37 @@ def trace(pipe: Pipeline, items: list, iters: int = 500, warmup: int = 20, insid
     return steps
 
 
+def trace_quick(pipe: Pipeline, items: list, iters: int = 500, warmup: int = 20) -> dict[str, float] | None:
+    """The same for the runner's one-box path (``Pipeline.__call__`` tries it first,
+    :mod:`posefw.one_box_call`): its host work up to the launch, the wait, the read. None where
+    the pipeline has none or it does not answer an item (the call would take the general path)."""
+    quick = getattr(pipe, "_quick", None)
+    if quick is None:
+        return None
+    clock = time.perf_counter
+    rows = []
+    for i in range(warmup + iters):
+        frames, boxes, ids = items[i % len(items)]
+        t0 = clock()
+        token = quick.start(frames, boxes, ids)
+        t1 = clock()
+        if token is None:
+            return None
+        quick.done.synchronize()
+        t2 = clock()
+        quick.finish(token)
+        t3 = clock()
+        if i >= warmup:
+            rows.append((t0, t1, t2, t3))
+    at = np.diff(np.array(rows), axis=1) * 1e6
+    steps = {k: float(np.median(at[:, j])) for j, k in enumerate(QUICK_STEPS)}
+    steps["whole call"] = float(np.median(at.sum(axis=1)))
+    return steps
+
+
+QUICK_STEPS = ("start -> launched", "launched -> waited", "waited -> end")
+
+
 def main() -> None:
     import torch
     from posefw.benchmarks.end_to_end import on_device, workload
@@ -102,13 +134,19 @@ def main() -> None:
         for mode, rt in modes.items():
             pipe.runner.rt = rt
             for label, items in (("host frames", single), ("GPU frames", on_device(single, "cuda"))):
-                steps = trace(pipe, items)
-                whole = steps["whole call"]
-                print(
-                    f"[round {rnd}, {mode}] {label}: whole call {whole:.1f} us = {whole / base:.3f}x the engine alone"
-                )
-                for name, us in steps.items():
-                    print(f"  {name:24s} {us:7.1f} us")
+                paths = {"general path": trace(pipe, items)}
+                if mode == "runtime calls":  # (the one-box path needs the runtime)
+                    paths["one-box path"] = trace_quick(pipe, items)
+                for path, steps in paths.items():
+                    if steps is None:
+                        print(f"[round {rnd}, {mode}] {label}: the one-box path does not answer these calls")
+                        continue
+                    whole = steps["whole call"]
+                    print(
+                        f"[round {rnd}, {mode}] {label}, {path}: {whole:.1f} us = {whole / base:.3f}x the engine alone"
+                    )
+                    for name, us in steps.items():
+                        print(f"  {name:24s} {us:7.1f} us")
     pipe.runner.rt = runtime
 
 

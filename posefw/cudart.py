@@ -1,4 +1,4 @@
-"""Two CUDA runtime calls made straight through ctypes: a host-to-device copy and a graph launch.
+"""CUDA runtime calls made straight through ctypes: asynchronous copies and a graph launch.
 
 A blocking one-box call waits for its copy and its graph launch before the device can start.
 Through torch they cost ~4-5 us each in a hot loop and 15-21 us each inside a call (H200, run 23:
@@ -15,11 +15,11 @@ from __future__ import annotations
 import ctypes
 
 #: cudaMemcpyKind
-HOST_TO_DEVICE = 1
+HOST_TO_DEVICE, DEVICE_TO_HOST = 1, 2
 
 
 class Runtime:
-    """The loaded libcudart, with the two calls' argument types set once (ctypes then converts
+    """The loaded libcudart, with the calls' argument types set once (ctypes then converts
     Python ints without looking them up per call)."""
 
     def __init__(self, lib: ctypes.CDLL, path: str) -> None:
@@ -38,6 +38,13 @@ class Runtime:
         """``nbytes`` from host address ``src`` (pinned, for the copy to be asynchronous) to
         device address ``dst``, in order on ``stream`` (a cudaStream_t as an int)."""
         err = self._copy(dst, src, nbytes, HOST_TO_DEVICE, stream)
+        if err:
+            raise RuntimeError(f"cudaMemcpyAsync: {self._error(err).decode()} ({err})")
+
+    def copy_to_host(self, dst: int, src: int, nbytes: int, stream: int) -> None:
+        """``nbytes`` from device address ``src`` to host address ``dst`` (pinned), in order
+        on ``stream``; the host may read them once the stream has passed the copy."""
+        err = self._copy(dst, src, nbytes, DEVICE_TO_HOST, stream)
         if err:
             raise RuntimeError(f"cudaMemcpyAsync: {self._error(err).decode()} ({err})")
 

@@ -141,6 +141,10 @@ class DeviceRunner:
         self.sizes = [] if eng.needs_crops else sorted({s for s in (1, 2, 4, *range(8, top, 8)) if s < top} | {top})
         # the batch size n boxes run at (n <= per_batch): the next of the sizes, at most 7 spare rows
         self._padded = [next((s for s in self.sizes if s >= n), n) for n in range(top + 1)]
+        from posefw.one_box_call import OneBoxCall
+
+        #: a blocking one-box call's own path (Pipeline.__call__ tries it first)
+        self.quick = OneBoxCall(self)
 
     def warm_up(self) -> None:
         """Capture every batch size's graph now, on a dummy frame, rather than on first use (a

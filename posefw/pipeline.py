@@ -176,6 +176,9 @@ class Pipeline:
             from posefw.host_runner import HostRunner
 
             self.runner = HostRunner(self)
+        # A runner may answer a blocking call itself on a shorter path (the GPU runner: one
+        # frame, one box), or None where the call needs the general one.
+        self._quick = getattr(self.runner, "quick", None)
         self._queue: queue.Queue | None = None
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -187,6 +190,10 @@ class Pipeline:
 
     # -- the three ways in -------------------------------------------------------------------
     def __call__(self, frames: list[Any], boxes: list[Any], image_ids: list[int] | None = None) -> list[PoseResult]:
+        if self._quick is not None:
+            results = self._quick(frames, boxes, image_ids)
+            if results is not None:
+                return results
         plan = self.plan(frames, boxes, image_ids)
         handle = self.runner.launch(plan)
         self.results_of(plan)  # while the device works

@@ -232,3 +232,44 @@ def test_runtime_calls_equal_torch_calls(engine_fp32, frames_and_boxes):
     for (ka, sa), (kb, sb) in zip(out["runtime"], out["torch"]):
         np.testing.assert_array_equal(ka, kb)
         np.testing.assert_array_equal(sa, sb)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_one_box_path_equals_the_general_path(engine_fp32, frames_and_boxes, flip):
+    """A blocking one-box call takes the runner's one-box path (posefw.one_box_call); its
+    keypoints are the general path's to the bit: host frames (odd-sized, mirrored) and device
+    frames, boxes over every border, a tiny box, a crop mostly outside the frame. A bad box is
+    left to the general path, which names it."""
+    frames, boxes, _ = frames_and_boxes
+    pipe = Pipeline(engine_fp32, posefw.create_decoder("cupy-full"), flip_test=flip, preprocess="gpu")
+    pipe.warm_up()
+    quick = pipe._quick
+    odd = frames[0][:427, :639]
+
+    def edge(f):  # over two corners, tiny, tall, the crop mostly outside
+        h, w = f.shape[:2]
+        return [
+            [-50, -30, 120, 200],
+            [w - 60, h - 90, 150, 160],
+            [5, 5, 3, 4],
+            [w / 2, h / 2, 40, 300],
+            [-2000, -900, 2010, 910],
+        ]
+
+    host = [odd, frames[1][:, ::-1], frames[2]]
+    cases = [(f, b) for f in host for b in edge(f)] + [(frames[i], boxes[i][0].tolist()) for i in range(3)]
+    cases += [(torch.from_numpy(np.ascontiguousarray(f)).cuda(), b) for f, b in cases[::2]]
+    for frame, box in cases:
+        assert quick([frame], [np.array([box])]) is not None, "the one-box path did not answer"
+        fast = pipe([frame], [np.array([box])])[0]
+        pipe._quick = None
+        try:
+            ref = pipe([frame], [np.array([box])])[0]
+        finally:
+            pipe._quick = quick
+        assert fast.valid.all() and not fast.errors
+        np.testing.assert_array_equal(fast.keypoints, ref.keypoints)
+        np.testing.assert_array_equal(fast.scores, ref.scores)
+    bad = pipe([odd], [np.array([[10.0, 10, 0, 50]])])[0]
+    assert not bad.valid[0] and "box 0" in bad.errors[0]
+    assert not quick.busy
