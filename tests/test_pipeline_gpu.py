@@ -41,6 +41,19 @@ def engine_fp32():
     return posefw.create_engine("torch", precision="fp32", device="cuda", cuda_graph=True)
 
 
+def _edge_boxes(frame):
+    """Boxes over the top-left and bottom-right corners, a tiny one, a tall one, and one whose
+    crop lies mostly outside the frame (x, y, w, h)."""
+    h, w = frame.shape[:2]
+    return [
+        [-50, -30, 120, 200],
+        [w - 60, h - 90, 150, 160],
+        [5, 5, 3, 4],
+        [w / 2, h / 2, 40, 300],
+        [-2000, -900, 2010, 910],
+    ]
+
+
 def _keypoints(results):
     return np.concatenate([r.keypoints for r in results]), np.concatenate([r.scores for r in results])
 
@@ -190,18 +203,8 @@ def test_host_frames_uploaded_as_windows_crop_as_whole_frames(engine_fp32, frame
     a mirrored (negative-stride) view."""
     frames, boxes, _ = frames_and_boxes
     odd = frames[0][:427, :639]
-    h, w = odd.shape[:2]
-    edge = np.array(
-        [
-            [-50, -30, 120, 200],
-            [w - 60, h - 90, 150, 160],
-            [5, 5, 3, 4],
-            [w / 2, h / 2, 40, 300],
-            [-2000, -900, 2010, 910],
-        ]
-    )
     host = [odd, frames[1][:, ::-1], frames[2]]
-    bx = [edge, boxes[1], boxes[2]]
+    bx = [np.array(_edge_boxes(odd)), boxes[1], boxes[2]]
     pipe = Pipeline(engine_fp32, posefw.create_decoder("cupy-full"), flip_test=flip, preprocess="gpu")
     got = [pipe(host, bx)]  # a blocking call: the windows go up behind the box table, in one copy
     got += list(pipe.stream([(host, bx)] * 3))  # calls in flight: on the copy stream, slot by slot
@@ -245,19 +248,8 @@ def test_one_box_path_equals_the_general_path(engine_fp32, frames_and_boxes, fli
     pipe.warm_up()
     quick = pipe._quick
     odd = frames[0][:427, :639]
-
-    def edge(f):  # over two corners, tiny, tall, the crop mostly outside
-        h, w = f.shape[:2]
-        return [
-            [-50, -30, 120, 200],
-            [w - 60, h - 90, 150, 160],
-            [5, 5, 3, 4],
-            [w / 2, h / 2, 40, 300],
-            [-2000, -900, 2010, 910],
-        ]
-
     host = [odd, frames[1][:, ::-1], frames[2]]
-    cases = [(f, b) for f in host for b in edge(f)] + [(frames[i], boxes[i][0].tolist()) for i in range(3)]
+    cases = [(f, b) for f in host for b in _edge_boxes(f)] + [(frames[i], boxes[i][0].tolist()) for i in range(3)]
     cases += [(torch.from_numpy(np.ascontiguousarray(f)).cuda(), b) for f, b in cases[::2]]
     for frame, box in cases:
         assert quick([frame], [np.array([box])]) is not None, "the one-box path did not answer"
