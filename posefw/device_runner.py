@@ -12,7 +12,9 @@ Per call (``launch``):
   captures CUDA graphs (``Engine.runner``) that callable is one graph replay from frames to
   keypoints; the (N, K, 3) keypoints and scores come back in one copy.
 Each call in flight has a slot of staging buffers of its own, so call i+1's upload overlaps call
-i's compute; ``finish`` waits for the call's event, unpacks and frees the slot.
+i's compute; ``finish`` waits for the call's event, unpacks and frees the slot. A blocking call
+of one frame and one box takes a shorter way to the same graph (``quick``,
+:mod:`posefw.one_box_call`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from posefw.arrays import framework, to_numpy
 from posefw.crop_kernel import FLOAT_COLS, INT_COLS, launch, read_windows
 from posefw.decoder import checked_result
 from posefw.engine import Crops
+from posefw.one_box_call import OneBoxCall
 from posefw.pipeline import flip_average, flip_permutation
 
 #: A call with nothing else on the device stages its frames' windows right behind its box
@@ -141,8 +144,6 @@ class DeviceRunner:
         self.sizes = [] if eng.needs_crops else sorted({s for s in (1, 2, 4, *range(8, top, 8)) if s < top} | {top})
         # the batch size n boxes run at (n <= per_batch): the next of the sizes, at most 7 spare rows
         self._padded = [next((s for s in self.sizes if s >= n), n) for n in range(top + 1)]
-        from posefw.one_box_call import OneBoxCall
-
         #: a blocking one-box call's own path (Pipeline.__call__ tries it first)
         self.quick = OneBoxCall(self)
 
