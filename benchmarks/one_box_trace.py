@@ -79,6 +79,10 @@ def trace(pipe: Pipeline, items: list, iters: int = 500, warmup: int = 20, insid
     return steps
 
 
+#: The one-box path's steps: its host work up to the launch, the wait, reading the keypoints.
+QUICK_STEPS = ("start -> launched", "launched -> waited", "waited -> end")
+
+
 def trace_quick(pipe: Pipeline, items: list, iters: int = 500, warmup: int = 20) -> dict[str, float] | None:
     """The same for the runner's one-box path (``Pipeline.__call__`` tries it first,
     :mod:`posefw.one_box_call`): its host work up to the launch, the wait, the read. None where
@@ -105,9 +109,6 @@ def trace_quick(pipe: Pipeline, items: list, iters: int = 500, warmup: int = 20)
     steps = {k: float(np.median(at[:, j])) for j, k in enumerate(QUICK_STEPS)}
     steps["whole call"] = float(np.median(at.sum(axis=1)))
     return steps
-
-
-QUICK_STEPS = ("start -> launched", "launched -> waited", "waited -> end")
 
 
 def main() -> None:

@@ -192,6 +192,16 @@ def crop_matrices(centers: np.ndarray, scales: np.ndarray, udp: bool, size=INPUT
 WINDOW_MARGIN = 2
 
 
+def window_row(at: int, window: tuple[int, int, int, int], height: int, width: int) -> tuple[int, ...]:
+    """A host frame's table row when only its ``window`` (y0, y1, x0, x1) was uploaded, packed
+    (3 bytes a pixel) at device address ``at``: the address is shifted back by the window's
+    offset and the size is the whole frame's, so the kernel's coordinates and zero border are
+    the frame's own."""
+    y0, _, x0, x1 = window
+    rw3 = (x1 - x0) * 3
+    return (at - y0 * rw3 - x0 * 3, height, width, rw3, 3, 1)
+
+
 def read_windows(matrices: np.ndarray, frame_of_row: np.ndarray, sizes: np.ndarray, size=INPUT_SIZE) -> np.ndarray:
     """(F, 4) y0, y1, x0, x1 per frame: the part of each frame its crops can read.
 

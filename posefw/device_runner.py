@@ -28,7 +28,7 @@ import numpy as np
 
 from posefw import cudart
 from posefw.arrays import framework, to_numpy
-from posefw.crop_kernel import FLOAT_COLS, INT_COLS, launch, read_windows
+from posefw.crop_kernel import FLOAT_COLS, INT_COLS, launch, read_windows, window_row
 from posefw.decoder import checked_result
 from posefw.engine import Crops
 from posefw.one_box_call import OneBoxCall
@@ -342,7 +342,7 @@ class DeviceRunner:
             f = frames[j]
             y0, y1, x0, x1 = win[j]
             rw = x1 - x0
-            table[j] = (base + off - y0 * rw * 3 - x0 * 3, f.height, f.width, rw * 3, 3, 1)
+            table[j] = window_row(base + off, win[j], f.height, f.width)
             if size:  # (else the crops lie outside the frame: they read only the zero border)
                 src = f.array[y0:y1, x0:x1]
                 if size > THREADED_STAGING_BYTES and min(src.strides) >= 0:  # (torch takes no mirrored views)

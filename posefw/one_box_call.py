@@ -11,8 +11,9 @@ pinned memory into arrays made while the device works.
 
 It answers only what it can answer as the general path would, to the bit (same table, same
 window, same graph); anything else returns None and the caller takes the general path: a box
-that fails its checks (the general path names it), a frame that is not RGB uint8, another call
-in flight, a graph not captured yet, no runtime, a decoder outside the graph.
+that fails its checks (the general path names it), a frame that is not RGB uint8 (the checks
+are :mod:`posefw.frames`' own), another call in flight, a graph not captured yet, no runtime, a
+decoder outside the graph.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ from typing import Any
 import numpy as np
 
 from posefw import one_box
+from posefw.crop_kernel import window_row
 from posefw.frames import as_boxes, as_frame
-from posefw.pipeline import PoseResult
+from posefw.pipeline import PoseResult, not_finite
 
-_UINT8, _FLOAT64 = np.dtype(np.uint8), np.dtype(np.float64)
 _INTS, _FLOATS, _PAIR = struct.Struct("<6q"), struct.Struct("<6d"), struct.Struct("<2f")
 _TRUE = np.ones(1, bool)
-_NOT_FINITE = "frame 0 box 0: keypoints are not finite (box too large for float32?)"
 
 
 class OneBoxCall:
@@ -46,10 +46,9 @@ class OneBoxCall:
         self.at = tuple(int(b) for b in runner.layout.bounds[:4])  # row 0 of each table
         self.block = self.block_np = None
         self.block_at = self.block_bytes = 0
-        # the pinned (K, 3) float32 output; NumPy views of its keypoints (1, K, 2) and scores
-        # (1, K); its address; K
-        self.out: tuple | None = None
-        self.graph_out_at = 0
+        self.out = None  # pinned (K, 3) float32, made on the first call; K keypoints
+        self.out_kp = self.out_sc = None  # NumPy views of it: (1, K, 2) keypoints, (1, K) scores
+        self.out_at = self.graph_out_at = self.k = 0  # its address, the graph output's
         self.done = None
         self.busy = False  # a call's copies or result still use the pinned memory
         self.streams: dict[int, int] = {}  # id of the runner's stream object -> its cudaStream_t
@@ -63,36 +62,26 @@ class OneBoxCall:
         graph = r._graphs.get(1) if r.rt is not None and r.in_graph else None
         if graph is None or r._get_device() != self.index:
             return None
-        b = boxes[0]
-        if not (type(b) is np.ndarray and b.dtype == _FLOAT64 and b.shape == (1, 4)):
-            b = as_boxes(b, 0)  # raises as the general path would
-            if len(b) != 1:
-                return None
-        f = frames[0]
-        host = type(f) is np.ndarray and f.dtype == _UINT8 and f.ndim == 3 and f.shape[2] == 3 and f.size
-        if host:
-            height, width = f.shape[0], f.shape[1]
-        else:
-            try:
-                frame = as_frame(f, 0)
-                r.check_frame(frame, 0)
-            except (TypeError, ValueError):
-                return None  # the general path reports the frame
-            if frame.device == "cpu":
-                return None
-            height, width = frame.height, frame.width
+        b = as_boxes(boxes[0], 0)  # raises as the general path would
+        if len(b) != 1:
+            return None
+        try:
+            frame = as_frame(frames[0], 0)
+            r.check_frame(frame, 0)
+        except (TypeError, ValueError):
+            return None  # the general path reports the frame
+        height, width = frame.height, frame.width
         x, y, w, h = b.tolist()[0]
         if one_box.box_code(x, y, w, h, height, width):
             return None  # the general path names the box
         cx, cy, sw, sh = one_box.center_scale(x, y, w, h)
         m = one_box.crop_matrix(cx, cy, sw, sh, r.pipe.udp)
-        if host:
-            y0, y1, x0, x1 = one_box.clip_window(*one_box.read_window(m), height, width)
-            rw = x1 - x0
-            size = (y1 - y0) * rw * 3
+        if frame.device == "cpu":
+            window = y0, y1, x0, x1 = one_box.clip_window(*one_box.read_window(m), height, width)
+            size = (y1 - y0) * (x1 - x0) * 3
             if size > self.limit:
                 return None
-            row = (r._direct_base - y0 * rw * 3 - x0 * 3, height, width, rw * 3, 3, 1)
+            row = window_row(r._direct_base, window, height, width)
         else:
             size, row = 0, (frame.array.data_ptr(), height, width, *frame.strides)
         with r._lock:
@@ -109,7 +98,7 @@ class OneBoxCall:
             try:
                 buf = self.block_np
                 if size:  # (else the crop lies outside the frame: it reads only the zero border)
-                    np.copyto(buf[self.lead : need].reshape(y1 - y0, rw, 3), f[y0:y1, x0:x1])
+                    np.copyto(buf[self.lead : need].reshape(y1 - y0, x1 - x0, 3), frame.array[y0:y1, x0:x1])
                 ints, floats, centers, scales = self.at
                 _INTS.pack_into(buf, ints, *row)
                 _FLOATS.pack_into(buf, floats, *m)
@@ -122,33 +111,31 @@ class OneBoxCall:
                 rt = r.rt
                 rt.copy_to_device(r._tables_at, self.block_at, need, raw)
                 rt.launch(graph[0], raw)
-                out_at, k = self.out[3:]
-                rt.copy_to_host(out_at, self.graph_out_at, k * 12, raw)
+                rt.copy_to_host(self.out_at, self.graph_out_at, self.k * 12, raw)
                 self.done.record(stream)
             except BaseException:
                 self.busy = False
                 raise
         # the device is busy from here
-        kp = np.empty((1, k, 2), np.float32)
-        sc = np.empty((1, k), np.float32)
-        return kp, sc, f
+        kp = np.empty((1, self.k, 2), np.float32)
+        sc = np.empty((1, self.k), np.float32)
+        return kp, sc, frames[0]  # (a device frame stays alive until the device has read it)
 
     def finish(self, token: Any) -> list:
         """Wait for the device and read the keypoints; the result is what the general path
         gives for the same call (one PoseResult, an error for non-finite keypoints)."""
         kp, sc, _ = token
-        out_kp, out_sc = self.out[1:3]
         try:
             self.done.synchronize()
-            np.copyto(kp, out_kp)
-            np.copyto(sc, out_sc)
+            np.copyto(kp, self.out_kp)
+            np.copyto(sc, self.out_sc)
         finally:
             self.busy = False
         valid = _TRUE.copy()
         if math.isfinite(kp.sum(dtype=np.float64)):  # (34 float32 values cannot overflow a double)
             return [PoseResult(kp, sc, valid, [])]
         valid[0], kp[0], sc[0] = False, np.nan, np.nan
-        return [PoseResult(kp, sc, valid, [_NOT_FINITE])]
+        return [PoseResult(kp, sc, valid, [not_finite(0, 0)])]
 
     def __call__(self, frames: list, boxes: list, image_ids: Any = None) -> list | None:
         token = self.start(frames, boxes, image_ids)
@@ -166,10 +153,10 @@ class OneBoxCall:
                 return False
             if not graph_out.is_contiguous():
                 return False
-            k = shape[1]
-            out = self._grow(None, k * 12, pin_memory=True)[: k * 12].view(torch.float32).view(k, 3)
-            o = out.numpy()
-            self.out = (out, o[None, :, :2], o[None, :, 2], out.data_ptr(), k)
+            k = self.k = shape[1]
+            self.out = self._grow(None, k * 12, pin_memory=True)[: k * 12].view(torch.float32).view(k, 3)
+            o = self.out.numpy()
+            self.out_kp, self.out_sc, self.out_at = o[None, :, :2], o[None, :, 2], self.out.data_ptr()
             self.graph_out_at = graph_out.data_ptr()  # static: the graph writes it every replay
             self.done = torch.cuda.Event()
         if need > self.block_bytes:

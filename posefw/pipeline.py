@@ -98,6 +98,11 @@ def _results(counts: np.ndarray, k: int) -> tuple[list[PoseResult], np.ndarray, 
     return [PoseResult(a, b, c, []) for a, b, c in parts], kp, sc, valid
 
 
+def not_finite(frame: int, box: int) -> str:
+    """The error of a box whose keypoints came out non-finite (its transform overflowed)."""
+    return f"frame {frame} box {box}: keypoints are not finite (box too large for float32?)"
+
+
 def _union(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int, int]:
     """The smallest window holding windows ``a`` and ``b`` (y0, y1, x0, x1)."""
     return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
@@ -444,7 +449,7 @@ class Pipeline:
             f, i = plan.owners[row]
             res = results[f]
             res.valid[i], res.keypoints[i], res.scores[i] = False, np.nan, np.nan
-            res.errors.append(f"frame {f} box {i}: keypoints are not finite (box too large for float32?)")
+            res.errors.append(not_finite(f, i))
         return results
 
     @classmethod

@@ -150,7 +150,9 @@ def _frame(h=427, w=639, seed=0):
 )
 def test_one_box_path_gives_the_general_paths_keypoints(pipe, box):
     frame = _frame()
-    for f in (frame, frame[:, ::-1], frame[:401, 3:600]):  # mirrored and odd-sized views too
+    views = (frame, frame[:, ::-1], frame[:401, 3:600])  # mirrored and odd-sized views too
+    tensors = (torch.from_numpy(frame), torch.from_numpy(frame).permute(2, 0, 1))  # CPU tensors, HWC and CHW
+    for f in views + tensors:
         for b in (np.array([box], np.float64), [box], np.array(box, np.float32)):
             answered, a, g = _both(pipe, [f], [b])
             assert answered
